@@ -1,0 +1,8 @@
+// Everything in the engine: include this one header.
+#pragma once
+
+#include "autograd/elementwise.hpp"
+#include "autograd/linalg.hpp"
+#include "autograd/reduce.hpp"
+#include "autograd/shape.hpp"
+#include "autograd/tensor.hpp"

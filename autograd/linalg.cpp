@@ -1,0 +1,92 @@
+#include "autograd/linalg.hpp"
+
+#include <xtensor/xreducer.hpp>
+
+#include "autograd/blas.hpp"
+#include "autograd/instantiate.hpp"
+
+namespace flowgrad {
+
+using xt::evaluation_strategy::immediate;
+
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  const Shape as = a.shape(), bs = b.shape();
+  const bool batched = as.size() == 3;
+  const bool shared_b = bs.size() == 2;
+  const bool ok = (as.size() == 2 && bs.size() == 2) ||
+                  (batched && (shared_b || (bs.size() == 3 && bs[0] == as[0])));
+  if (!ok || as.back() != bs[bs.size() - 2])
+    throw ShapeError("matmul: shapes " + shape_str(as) + " and " + shape_str(bs) +
+                     " cannot be multiplied");
+  const int batch = batched ? int(as[0]) : 1;
+  const int m = int(as[as.size() - 2]), k = int(as.back()), n = int(bs.back());
+  Shape out = batched ? Shape{as[0], std::size_t(m), std::size_t(n)} : Shape{std::size_t(m), std::size_t(n)};
+  xt::xarray<T> y = xt::xarray<T>::from_shape(out);
+  const std::size_t b_stride = shared_b ? 0 : std::size_t(k) * n;
+  for (int i = 0; i < batch; ++i)
+    blas::gemm<T>(false, false, m, n, k, T(1), a.value().data() + std::size_t(i) * m * k, k,
+                  b.value().data() + i * b_stride, n, T(0), y.data() + std::size_t(i) * m * n, n);
+
+  return record<T>("matmul", std::move(y), {a, b},
+                   [a, b, batch, m, n, k, b_stride, as, bs](const auto& g, const auto&) {
+    if (a.requires_grad()) {  // dA = G B^T
+      xt::xarray<T> ga = xt::xarray<T>::from_shape(as);
+      for (int i = 0; i < batch; ++i)
+        blas::gemm<T>(false, true, m, k, n, T(1), g.data() + std::size_t(i) * m * n, n,
+                      b.value().data() + i * b_stride, n, T(0), ga.data() + std::size_t(i) * m * k, k);
+      a.accumulate_grad(std::move(ga));
+    }
+    if (b.requires_grad()) {  // dB = A^T G, summed over the batch when B is shared
+      xt::xarray<T> gb = xt::zeros<T>(bs);
+      for (int i = 0; i < batch; ++i)
+        blas::gemm<T>(true, false, k, n, m, T(1), a.value().data() + std::size_t(i) * m * k, k,
+                      g.data() + std::size_t(i) * m * n, n, b_stride ? T(0) : T(1),
+                      gb.data() + i * b_stride, n);
+      b.accumulate_grad(std::move(gb));
+    }
+  });
+}
+
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  const Shape xs = x.shape(), ws = weight.shape();
+  if (xs.size() != 2 || ws.size() != 2 || xs[1] != ws[1] ||
+      (bias.defined() && bias.shape() != Shape{ws[0]}))
+    throw ShapeError("linear: input " + shape_str(xs) + ", weight " + shape_str(ws) +
+                     (bias.defined() ? ", bias " + shape_str(bias.shape()) : std::string()) +
+                     " do not fit (want input (N,in), weight (out,in), bias (out,))");
+  const int N = int(xs[0]), in = int(xs[1]), out = int(ws[0]);
+  xt::xarray<T> y = xt::xarray<T>::from_shape({xs[0], ws[0]});
+  if (bias.defined()) {
+    for (int r = 0; r < N; ++r) std::copy(bias.value().begin(), bias.value().end(), y.data() + std::size_t(r) * out);
+  }
+  blas::gemm<T>(false, true, N, out, in, T(1), x.value().data(), in, weight.value().data(), in,
+                bias.defined() ? T(1) : T(0), y.data(), out);
+
+  std::vector<Tensor<T>> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  return record<T>("linear", std::move(y), std::move(inputs),
+                   [x, weight, bias, N, in, out](const auto& g, const auto&) {
+    if (x.requires_grad()) {  // dx = G W
+      xt::xarray<T> gx = xt::xarray<T>::from_shape({std::size_t(N), std::size_t(in)});
+      blas::gemm<T>(false, false, N, in, out, T(1), g.data(), out, weight.value().data(), in, T(0),
+                    gx.data(), in);
+      x.accumulate_grad(std::move(gx));
+    }
+    if (weight.requires_grad()) {  // dW = G^T x
+      xt::xarray<T> gw = xt::xarray<T>::from_shape({std::size_t(out), std::size_t(in)});
+      blas::gemm<T>(true, false, out, in, N, T(1), g.data(), out, x.value().data(), in, T(0),
+                    gw.data(), in);
+      weight.accumulate_grad(std::move(gw));
+    }
+    if (bias.defined() && bias.requires_grad()) bias.accumulate_grad(xt::sum(g, {0}, immediate));
+  });
+}
+
+#define FLOWGRAD_LINALG(T)                                         \
+  template Tensor<T> matmul(const Tensor<T>&, const Tensor<T>&);  \
+  template Tensor<T> linear(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&);
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_LINALG)
+
+}  // namespace flowgrad
