@@ -5,4 +5,5 @@
 #include "autograd/linalg.hpp"
 #include "autograd/reduce.hpp"
 #include "autograd/shape.hpp"
+#include "autograd/random.hpp"
 #include "autograd/tensor.hpp"
