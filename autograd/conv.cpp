@@ -1,0 +1,267 @@
+// conv2d as im2col + GEMM. Per image: the column matrix col[(c, i, j), (oh, ow)] =
+// x[c, oh*s - p + i, ow*s - p + j] (zero outside), then
+//   forward   y  = W col               (O x CKK) (CKK x OHW)
+//   backward  dW += gy col^T,  dcol = W^T gy, dx = col2im(dcol)
+// Images run in parallel (parallel_for holds BLAS at one thread meanwhile); each thread
+// reuses its own column buffers across calls, so a training step allocates none.
+#include "autograd/conv.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "autograd/blas.hpp"
+#include "autograd/instantiate.hpp"
+#include "autograd/parallel.hpp"
+
+namespace flowgrad {
+
+namespace {
+
+struct Geometry {
+  std::size_t n, c, h, w, o, kh, kw, stride, pad, oh, ow;
+  std::size_t in_image() const { return c * h * w; }
+  std::size_t out_image() const { return o * oh * ow; }
+  std::size_t patch() const { return c * kh * kw; }  // rows of the column matrix
+  std::size_t positions() const { return oh * ow; }  // its columns
+  bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0; }
+};
+
+template <class T>
+Geometry geometry(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                  std::size_t stride, std::size_t pad) {
+  const Shape xs = x.shape(), ws = weight.shape();
+  auto fail = [&](const std::string& why) {
+    throw ShapeError("conv2d: input " + shape_str(xs) + ", weight " + shape_str(ws) +
+                     (bias.defined() ? ", bias " + shape_str(bias.shape()) : std::string()) +
+                     ", stride " + std::to_string(stride) + ", padding " + std::to_string(pad) +
+                     ": " + why);
+  };
+  if (xs.size() != 4) fail("input must be (N, C, H, W)");
+  if (ws.size() != 4) fail("weight must be (out, in, kh, kw)");
+  if (xs[1] != ws[1]) fail("input has " + std::to_string(xs[1]) + " channels, weight expects " +
+                           std::to_string(ws[1]));
+  if (ws[0] == 0 || ws[1] == 0 || ws[2] == 0 || ws[3] == 0) fail("empty weight");
+  if (bias.defined() && bias.shape() != Shape{ws[0]}) fail("bias must be (out,)");
+  if (stride == 0) fail("stride must be at least 1");
+  if (xs[2] + 2 * pad < ws[2] || xs[3] + 2 * pad < ws[3])
+    fail("kernel is larger than the padded input");
+  Geometry g{xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride, pad, 0, 0};
+  g.oh = (g.h + 2 * pad - g.kh) / stride + 1;
+  g.ow = (g.w + 2 * pad - g.kw) / stride + 1;
+  const std::size_t big = std::max({g.patch() * g.positions(), g.out_image(), g.in_image(),
+                                    g.o * g.patch()});
+  if (big > std::size_t(INT_MAX)) fail("too large for a single GEMM");
+  return g;
+}
+
+// A per-thread buffer that only grows: the column matrices of every conv reuse it.
+template <class T>
+T* scratch(int which, std::size_t size) {
+  thread_local std::vector<T> buffers[2];
+  auto& b = buffers[which];
+  if (b.size() < size) b.resize(size);
+  return b.data();
+}
+
+// The output columns [lo, hi) whose input column ow*s - p + j falls inside [0, w).
+inline void valid_range(const Geometry& g, std::size_t j, std::size_t& lo, std::size_t& hi) {
+  const long s = long(g.stride), first = long(g.pad) - long(j), last = long(g.w) - 1 + first;
+  lo = first <= 0 ? 0 : std::size_t((first + s - 1) / s);
+  hi = last < 0 ? 0 : std::min(g.ow, std::size_t(last / s + 1));
+  lo = std::min(lo, hi);
+}
+
+// Output rows [oh0, oh1) of the column matrix, into col with (oh1 - oh0) * ow columns.
+template <class T>
+void im2col(const T* img, const Geometry& g, std::size_t oh0, std::size_t oh1, T* col) {
+  const std::size_t cols = (oh1 - oh0) * g.ow;
+  for (std::size_t c = 0; c < g.c; ++c)
+    for (std::size_t i = 0; i < g.kh; ++i)
+      for (std::size_t j = 0; j < g.kw; ++j) {
+        T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
+        std::size_t lo, hi;
+        valid_range(g, j, lo, hi);
+        const long shift = long(j) - long(g.pad);  // input column = ow*s + shift
+        for (std::size_t oh = oh0; oh < oh1; ++oh) {
+          T* out = row + (oh - oh0) * g.ow;
+          const long ih = long(oh * g.stride) - long(g.pad) + long(i);
+          if (ih < 0 || ih >= long(g.h)) {
+            std::fill(out, out + g.ow, T(0));
+            continue;
+          }
+          const T* src = img + (c * g.h + std::size_t(ih)) * g.w;
+          std::fill(out, out + lo, T(0));
+          if (g.stride == 1)
+            std::memcpy(out + lo, src + (long(lo) + shift), (hi - lo) * sizeof(T));
+          else
+            for (std::size_t ow = lo; ow < hi; ++ow) out[ow] = src[long(ow * g.stride) + shift];
+          std::fill(out + hi, out + g.ow, T(0));
+        }
+      }
+}
+
+// The adjoint of im2col: img += every column entry at the pixel it was copied from.
+template <class T>
+void col2im(const T* col, const Geometry& g, std::size_t oh0, std::size_t oh1, T* img) {
+  const std::size_t cols = (oh1 - oh0) * g.ow;
+  for (std::size_t c = 0; c < g.c; ++c)
+    for (std::size_t i = 0; i < g.kh; ++i)
+      for (std::size_t j = 0; j < g.kw; ++j) {
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
+        std::size_t lo, hi;
+        valid_range(g, j, lo, hi);
+        const long shift = long(j) - long(g.pad);
+        for (std::size_t oh = oh0; oh < oh1; ++oh) {
+          const long ih = long(oh * g.stride) - long(g.pad) + long(i);
+          if (ih < 0 || ih >= long(g.h)) continue;
+          const T* in = row + (oh - oh0) * g.ow;
+          T* dst = img + (c * g.h + std::size_t(ih)) * g.w;
+          if (g.stride == 1) {  // contiguous: lets the compiler vectorise
+            T* d = dst + (long(lo) + shift);
+            for (std::size_t k = 0; k < hi - lo; ++k) d[k] += in[lo + k];
+          } else {
+            for (std::size_t ow = lo; ow < hi; ++ow) dst[long(ow * g.stride) + shift] += in[ow];
+          }
+        }
+      }
+}
+
+// Output rows per block, so a block's column matrix stays in the core's L2 cache
+// between im2col writing it and the GEMM reading it.
+inline std::size_t rows_per_block(const Geometry& g, std::size_t scalar_size) {
+  static const std::size_t budget = [] {
+    const char* e = std::getenv("FLOWGRAD_CONV_BLOCK_KB");
+    return std::size_t(e ? std::atoi(e) : 4096) * 1024;
+  }();
+  const std::size_t row_bytes = g.patch() * g.ow * scalar_size;
+  return std::max<std::size_t>(1, std::min(g.oh, budget / row_bytes));
+}
+
+// Eight running sums, so the adds pipeline (and vectorise) without -ffast-math.
+template <class T>
+T sum_of(const T* v, std::size_t n) {
+  T acc[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += v[i + k];
+  for (; i < n; ++i) acc[0] += v[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// y_n = W col(x_n) (+ b), one block of output rows at a time.
+template <class T>
+void forward_image(const Geometry& g, const T* xn, const T* w, const T* b, T* yn) {
+  const int O = int(g.o), K = int(g.patch()), P = int(g.positions());
+  if (b)
+    for (std::size_t o = 0; o < g.o; ++o) std::fill(yn + o * P, yn + (o + 1) * P, b[o]);
+  const T beta = b ? T(1) : T(0);
+  if (g.pointwise()) {  // the image is its own column matrix
+    blas::gemm<T>(false, false, O, P, K, T(1), w, K, xn, P, beta, yn, P);
+    return;
+  }
+  const std::size_t rows = rows_per_block(g, sizeof(T));
+  T* col = scratch<T>(0, g.patch() * rows * g.ow);
+  for (std::size_t oh0 = 0; oh0 < g.oh; oh0 += rows) {
+    const std::size_t oh1 = std::min(g.oh, oh0 + rows);
+    const int n = int((oh1 - oh0) * g.ow);
+    im2col(xn, g, oh0, oh1, col);
+    blas::gemm<T>(false, false, O, n, K, T(1), w, K, col, n, beta, yn + oh0 * g.ow, P);
+  }
+}
+
+// dw += gy_n col(x_n)^T and dx_n = col2im(W^T gy_n), each when asked for (non-null).
+template <class T>
+void backward_image(const Geometry& g, const T* xn, const T* w, const T* gn, T* dw, T* dxn) {
+  const int O = int(g.o), K = int(g.patch()), P = int(g.positions());
+  if (g.pointwise()) {
+    if (dw) blas::gemm<T>(false, true, O, K, P, T(1), gn, P, xn, P, T(1), dw, K);
+    if (dxn) blas::gemm<T>(true, false, K, P, O, T(1), w, K, gn, P, T(0), dxn, P);
+    return;
+  }
+  const std::size_t rows = rows_per_block(g, sizeof(T));
+  T* col = scratch<T>(0, g.patch() * rows * g.ow);
+  if (dxn) std::fill(dxn, dxn + g.in_image(), T(0));
+  for (std::size_t oh0 = 0; oh0 < g.oh; oh0 += rows) {
+    const std::size_t oh1 = std::min(g.oh, oh0 + rows);
+    const int n = int((oh1 - oh0) * g.ow);
+    const T* g_block = gn + oh0 * g.ow;
+    if (dw) {
+      im2col(xn, g, oh0, oh1, col);
+      blas::gemm<T>(false, true, O, K, n, T(1), g_block, P, col, n, T(1), dw, K);
+    }
+    if (dxn) {
+      blas::gemm<T>(true, false, K, n, O, T(1), w, K, g_block, P, T(0), col, n);
+      col2im(col, g, oh0, oh1, dxn);
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                 std::size_t stride, std::size_t padding) {
+  const Geometry g = geometry(x, weight, bias, stride, padding);
+  xt::xarray<T> y = xt::xarray<T>::from_shape({g.n, g.o, g.oh, g.ow});
+  const T* xd = x.value().data();
+  const T* wd = weight.value().data();
+  const T* bd = bias.defined() ? bias.value().data() : nullptr;
+  T* yd = y.data();
+  static const bool serial_hack = std::getenv("FLOWGRAD_CONV_SERIAL");
+  auto pfor = [](std::size_t a, std::size_t b, const std::function<void(std::size_t)>& f) {
+    if (serial_hack) for (std::size_t i = a; i < b; ++i) f(i); else parallel_for(a, b, f);
+  };
+  pfor(0, g.n, [&](std::size_t n) {
+    forward_image(g, xd + n * g.in_image(), wd, bd, yd + n * g.out_image());
+  });
+
+  std::vector<Tensor<T>> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  return record<T>("conv2d", std::move(y), std::move(inputs),
+                   [x, weight, bias, g](const auto& gy, const auto&) {
+    const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    const std::size_t P = g.positions();
+    const T* xd = x.value().data();
+    const T* wd = weight.value().data();
+    const T* gd = gy.data();
+    xt::xarray<T> gx;
+    if (need_x) gx = xt::xarray<T>::from_shape({g.n, g.c, g.h, g.w});
+    // dW and db are sums over the batch: each chunk of images sums into its own slot.
+    static const bool serial_hack = std::getenv("FLOWGRAD_CONV_SERIAL");
+    const std::size_t chunks = serial_hack ? 1 : std::max<std::size_t>(1, std::min<std::size_t>(g.n, num_threads()));
+    std::vector<std::vector<T>> gw(need_w ? chunks : 0), gb(need_b ? chunks : 0);
+    parallel_for(0, serial_hack ? 1 : chunks, [&](std::size_t ch) {
+      const std::size_t lo = ch * g.n / chunks, hi = (ch + 1) * g.n / chunks;
+      if (need_w) gw[ch].assign(g.o * g.patch(), T(0));
+      if (need_b) gb[ch].assign(g.o, T(0));
+      for (std::size_t n = lo; n < hi; ++n) {
+        const T* gn = gd + n * g.out_image();
+        backward_image(g, xd + n * g.in_image(), wd, gn, need_w ? gw[ch].data() : nullptr,
+                       need_x ? gx.data() + n * g.in_image() : nullptr);
+        if (need_b)
+          for (std::size_t o = 0; o < g.o; ++o) gb[ch][o] += sum_of(gn + o * P, P);
+      }
+    });
+    if (need_x) x.accumulate_grad(std::move(gx));
+    auto total = [&](std::vector<std::vector<T>>& parts, const Shape& shape) {
+      xt::xarray<T> sum = xt::xarray<T>::from_shape(shape);
+      std::copy(parts[0].begin(), parts[0].end(), sum.begin());
+      for (std::size_t ch = 1; ch < parts.size(); ++ch)
+        for (std::size_t i = 0; i < sum.size(); ++i) sum.data()[i] += parts[ch][i];
+      return sum;
+    };
+    if (need_w) weight.accumulate_grad(total(gw, weight.shape()));
+    if (need_b) bias.accumulate_grad(total(gb, bias.shape()));
+  });
+}
+
+#define FLOWGRAD_CONV(T)                                                                 \
+  template Tensor<T> conv2d(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&,       \
+                            std::size_t, std::size_t);
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_CONV)
+
+}  // namespace flowgrad

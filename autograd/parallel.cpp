@@ -1,0 +1,161 @@
+#include "autograd/parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "autograd/blas.hpp"
+
+namespace flowgrad {
+
+namespace {
+
+thread_local bool t_in_parallel = false;
+
+// Workers sleep on a condition variable between jobs; the caller works too, so n threads
+// means n - 1 workers. Indices are handed out one at a time from an atomic counter:
+// the loops here are over images, each worth milliseconds, so balance beats overhead.
+class Pool {
+ public:
+  ~Pool() { stop_workers(); }  // no BLAS call here: OpenBLAS may be gone at exit
+
+  int threads() {
+    std::call_once(init_, [this] { resize_locked(std::max(1, blas::num_threads())); });
+    return threads_.load();
+  }
+
+  void resize(int n) {
+    threads();  // finish the lazy default first
+    std::lock_guard<std::mutex> busy(run_mutex_);
+    resize_locked(n);
+  }
+
+  void run(std::size_t begin, std::size_t end, const std::function<void(std::size_t)>& fn) {
+    const int n = threads();
+    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    if (n == 1 || end - begin < 2 || t_in_parallel || !busy.owns_lock()) {
+      serial(begin, end, fn);
+      return;
+    }
+    blas::set_num_threads(1);  // one gemm per image per thread, not n x n
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      fn_ = &fn;
+      next_ = begin;
+      end_ = end;
+      error_ = nullptr;
+      active_ = int(workers_.size());
+      ++generation_;
+    }
+    wake_.notify_all();
+    work();
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      done_.wait(lock, [this] { return active_ == 0; });
+      fn_ = nullptr;
+    }
+    blas::set_num_threads(n);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  static void serial(std::size_t begin, std::size_t end, const std::function<void(std::size_t)>& fn) {
+    for (std::size_t i = begin; i < end; ++i) fn(i);
+  }
+
+  // Takes indices until none are left; the first exception stops everyone early.
+  void work() {
+    t_in_parallel = true;
+    for (std::size_t i; (i = next_.fetch_add(1)) < end_;) {
+      try {
+        (*fn_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m_);
+        if (!error_) error_ = std::current_exception();
+        next_ = end_;
+      }
+    }
+    t_in_parallel = false;
+  }
+
+  void worker_loop() {
+    std::size_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      work();
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        if (--active_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  // Caller holds run_mutex_ (or is the one-time initialiser), so no job is running.
+  void resize_locked(int n) {
+    n = std::max(1, n);
+    if (std::size_t(n - 1) != workers_.size()) {
+      stop_workers();
+      for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+    }
+    threads_ = n;
+    blas::set_num_threads(n);
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    stop_ = false;
+    generation_ = 0;  // a fresh worker starts with seen = 0: it must not see an old job
+  }
+
+  std::once_flag init_;
+  std::atomic<int> threads_{1};
+  std::mutex run_mutex_;  // one job at a time; held also while resizing
+  std::mutex m_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  std::size_t generation_ = 0;
+  bool stop_ = false;
+  const std::function<void(std::size_t)>* fn_ = nullptr;
+  std::atomic<std::size_t> next_{0};
+  std::size_t end_ = 0;
+  int active_ = 0;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n <= 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
+  pool().resize(n);
+}
+
+int num_threads() { return pool().threads(); }
+
+void parallel_for(std::size_t begin, std::size_t end, const std::function<void(std::size_t)>& fn) {
+  if (end <= begin) return;
+  pool().run(begin, end, fn);
+}
+
+bool in_parallel_region() { return t_in_parallel; }
+
+}  // namespace flowgrad

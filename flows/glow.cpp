@@ -1,0 +1,80 @@
+#include "flows/glow.hpp"
+
+#include "autograd/instantiate.hpp"
+#include "flows/actnorm.hpp"
+#include "flows/coupling.hpp"
+#include "flows/invconv.hpp"
+#include "flows/logit.hpp"
+#include "flows/squeeze.hpp"
+#include "nn/activation.hpp"
+#include "nn/conv2d.hpp"
+#include "nn/glow_net.hpp"
+#include "nn/sequential.hpp"
+#include "nn/zero_conv.hpp"
+
+namespace flowgrad::flows {
+
+namespace {
+// The additive coupling's net: as glow_coupling_net, but C/2 outputs (a shift only).
+template <class T>
+std::shared_ptr<nn::Sequential<T>> additive_net(std::size_t channels, std::size_t hidden) {
+  return std::make_shared<nn::Sequential<T>>(std::vector<std::shared_ptr<nn::Layer<T>>>{
+      std::make_shared<nn::Conv2d<T>>(channels / 2, hidden, 3, 3, 1, 1), std::make_shared<nn::ReLU<T>>(),
+      std::make_shared<nn::Conv2d<T>>(hidden, hidden, 1), std::make_shared<nn::ReLU<T>>(),
+      std::make_shared<nn::ZeroConv2d<T>>(hidden, channels / 2)});
+}
+}  // namespace
+
+template <class T>
+Glow<T>::Glow(const GlowConfig& config) : config_(config) {
+  std::size_t c = config.channels, h = config.height, w = config.width;
+  const std::size_t shrink = std::size_t(1) << config.levels;
+  if (config.levels == 0 || c == 0 || h == 0 || w == 0 || h % shrink || w % shrink || config.hidden == 0)
+    throw std::invalid_argument("Glow: needs levels >= 1 and height, width divisible by 2^levels");
+  this->name_ = "Glow";
+  this->input_shape_ = {c, h, w};
+  levels = this->register_module("levels", std::make_shared<ModuleList<T>>());
+  priors = this->register_module("priors", std::make_shared<ModuleList<T>>());
+  for (std::size_t l = 0; l < config.levels; ++l) {
+    c *= 4, h /= 2, w /= 2;
+    auto steps = levels->push_back(std::make_shared<FlowSequence<T>>());
+    for (std::size_t k = 0; k < config.steps; ++k) {
+      auto step = steps->push_back(std::make_shared<FlowSequence<T>>());
+      step->push_back(std::make_shared<ActNorm<T>>(c));
+      if (config.lu)
+        step->push_back(std::make_shared<InvConv1x1LU<T>>(c));
+      else
+        step->push_back(std::make_shared<InvConv1x1<T>>(c));
+      std::shared_ptr<nn::Layer<T>> net;
+      if (config.affine)
+        net = nn::glow_coupling_net<T>(c, config.hidden);
+      else
+        net = additive_net<T>(c, config.hidden);
+      step->push_back(std::make_shared<GlowCoupling<T>>(net, config.affine));
+    }
+    auto level = std::make_shared<FlowSequence<T>>();
+    level->push_back(std::make_shared<Squeeze<T>>());
+    level->push_back(steps);
+    std::shared_ptr<Split<T>> split;
+    if (l + 1 < config.levels) {
+      auto prior = priors->push_back(std::make_shared<nn::ZeroConv2d<T>>(c / 2, c));
+      split = std::make_shared<Split<T>>(FactorOut::Second, prior);
+      c /= 2;
+    }
+    this->levels_.push_back({level, split});
+  }
+  this->top_shape_ = {c, h, w};
+  if (config.learn_top) {
+    top_mean = this->register_parameter("top_prior.mean", xt::zeros<T>({std::size_t(1), c, std::size_t(1), std::size_t(1)}));
+    top_logs = this->register_parameter("top_prior.logs", xt::zeros<T>({std::size_t(1), c, std::size_t(1), std::size_t(1)}));
+    this->top_prior_ = std::make_shared<DiagonalGaussian<T>>(top_mean, top_logs);
+  } else {
+    this->top_prior_ = std::make_shared<StandardGaussian<T>>();
+  }
+  if (config.logit_alpha > 0) this->preprocess_ = std::make_shared<Logit<T>>(config.logit_alpha);
+}
+
+#define FLOWGRAD_GLOW(T) template class Glow<T>;
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_GLOW)
+
+}  // namespace flowgrad::flows

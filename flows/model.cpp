@@ -1,0 +1,129 @@
+#include "flows/model.hpp"
+
+#include "autograd/instantiate.hpp"
+#include "flows/actnorm.hpp"
+
+namespace flowgrad::flows {
+
+template <class T>
+std::size_t FlowModel<T>::dims() const {
+  std::size_t d = 1;
+  for (auto s : input_shape_) d *= s;
+  return d;
+}
+
+template <class T>
+void FlowModel<T>::check_input(const char* op, const Tensor<T>& x) const {
+  const Shape s = x.shape();
+  if (s.size() != input_shape_.size() + 1 || !std::equal(input_shape_.begin(), input_shape_.end(), s.begin() + 1))
+    throw ShapeError(name_ + "::" + op + ": expected a batch of " + shape_str(input_shape_) + ", got " +
+                     shape_str(s));
+}
+
+template <class T>
+typename FlowModel<T>::Pass FlowModel<T>::run(const Tensor<T>& x, bool with_priors) {
+  Pass out;
+  Tensor<T> h = x, logdet, log_prior;
+  auto accumulate = [](Tensor<T>& total, const Tensor<T>& term) {
+    total = total.defined() ? total + term : term;
+  };
+  if (preprocess_) {
+    auto r = preprocess_->forward(h);
+    h = r.y;
+    accumulate(logdet, r.logdet);
+  }
+  for (auto& level : levels_) {
+    auto r = level.flow->forward(h);
+    h = r.y;
+    accumulate(logdet, r.logdet);
+    if (level.split) {
+      auto parts = level.split->split(h);
+      if (with_priors) accumulate(log_prior, level.split->log_prob(parts.kept, parts.z));
+      out.latents.zs.push_back(parts.z);
+      h = parts.kept;
+    }
+  }
+  out.latents.zs.push_back(h);
+  if (with_priors) accumulate(log_prior, top_prior_->log_prob(h));
+  out.latents.logdet = logdet.defined() ? logdet : zero_logdet<T>(x.shape()[0]);
+  out.log_prior = log_prior;
+  return out;
+}
+
+template <class T>
+Latents<T> FlowModel<T>::forward(const Tensor<T>& x) {
+  check_input("forward", x);
+  return run(x, false).latents;
+}
+
+template <class T>
+Tensor<T> FlowModel<T>::log_prob(const Tensor<T>& x) {
+  check_input("log_prob", x);
+  auto pass = run(x, true);
+  return pass.log_prior + pass.latents.logdet;
+}
+
+template <class T>
+FlowResult<T> FlowModel<T>::inverse(const std::vector<Tensor<T>>& zs) {
+  std::size_t splits = 0;
+  for (auto& level : levels_) splits += level.split ? 1 : 0;
+  if (zs.size() != splits + 1)
+    throw ShapeError(name_ + "::inverse: expected " + std::to_string(splits + 1) + " latents, got " +
+                     std::to_string(zs.size()));
+  Tensor<T> h = zs.back(), logdet;
+  auto accumulate = [&logdet](const Tensor<T>& term) { logdet = logdet.defined() ? logdet + term : term; };
+  std::size_t next = splits;
+  for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
+    if (it->split) h = it->split->merge(h, zs[--next]);
+    auto r = it->flow->inverse(h);
+    h = r.y;
+    accumulate(r.logdet);
+  }
+  if (preprocess_) {
+    auto r = preprocess_->inverse(h);
+    h = r.y;
+    accumulate(r.logdet);
+  }
+  return {h, logdet.defined() ? logdet : zero_logdet<T>(h.shape().at(0))};
+}
+
+template <class T>
+Tensor<T> FlowModel<T>::sample(std::size_t n, T temperature) {
+  NoGrad no_grad;
+  Shape top{n};
+  top.insert(top.end(), top_shape_.begin(), top_shape_.end());
+  Tensor<T> h = top_prior_->sample(top, temperature);
+  for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
+    if (it->split) h = it->split->merge(h, it->split->sample(h, temperature));
+    h = it->flow->inverse(h).y;
+  }
+  if (preprocess_) h = preprocess_->inverse(h).y;
+  return h;
+}
+
+template <class T>
+std::optional<std::string> FlowModel<T>::reference_name(const std::string& ours) const {
+  const std::string extra = "initialized";
+  if (ours == extra || (ours.size() > extra.size() &&
+                        ours.compare(ours.size() - extra.size() - 1, std::string::npos, "." + extra) == 0))
+    return std::nullopt;
+  return ours;
+}
+
+namespace {
+template <class T>
+void set_data_init(nn::Module<T>& m, bool on) {
+  if (auto* a = dynamic_cast<ActNorm<T>*>(&m)) a->set_data_init(on);
+  for (auto& [name, child] : m.children()) set_data_init(*child, on);
+}
+}  // namespace
+
+template <class T>
+void FlowModel<T>::set_actnorm_data_init(bool on) {
+  set_data_init<T>(*this, on);
+}
+
+#define FLOWGRAD_MODEL(T) template class FlowModel<T>;
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_MODEL)
+
+}  // namespace flowgrad::flows

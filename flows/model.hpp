@@ -1,0 +1,84 @@
+// FlowModel: preprocessing + a multi-scale flow + priors, the common shape of NICE,
+// Real NVP and Glow. A model is a list of levels; each level is a flow, optionally
+// followed by a Split that factors out half of the channels as a finished latent.
+//
+//   forward(x)      -> {zs, logdet}: zs = [z of level 0's split, ..., top latent]
+//   inverse(zs)     -> {x, logdet of the inverse map}
+//   log_prob(x)     =  sum of the priors' log p over zs + logdet, per example (B,)
+//   sample(n, T)    every level's latent drawn with its prior's sigma scaled by T, then
+//                   inverted to data; runs under NoGrad.
+//
+// Derived models register their modules under the reference's names and fill the levels
+// with flows that point at them (the level flows themselves are not registered).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flows/distributions.hpp"
+#include "flows/flow.hpp"
+#include "flows/split.hpp"
+#include "nn/module.hpp"
+
+namespace flowgrad::flows {
+
+template <class T>
+struct Latents {
+  std::vector<Tensor<T>> zs;  // factored-out latents in level order, the top one last
+  Tensor<T> logdet;           // (B,)
+};
+
+// A list of modules named "0", "1", ... (torch.nn.ModuleList).
+template <class T = float>
+class ModuleList : public nn::Module<T> {
+ public:
+  template <class M>
+  std::shared_ptr<M> push_back(std::shared_ptr<M> m) {
+    return this->register_module(std::to_string(this->children().size()), std::move(m));
+  }
+  std::size_t size() const { return this->children().size(); }
+};
+
+template <class T = float>
+class FlowModel : public nn::Module<T> {
+ public:
+  Latents<T> forward(const Tensor<T>& x);
+  FlowResult<T> inverse(const std::vector<Tensor<T>>& zs);
+  Tensor<T> log_prob(const Tensor<T>& x);
+  Tensor<T> sample(std::size_t n, T temperature = 1);
+
+  const Shape& input_shape() const { return input_shape_; }  // per example, e.g. (1, 28, 28)
+  std::size_t dims() const;                                   // D = values per example
+  const std::string& name() const { return name_; }
+
+  // The reference's state_dict name for one of our parameter/buffer names, or nullopt when
+  // the reference has no such tensor (ActNorm's `initialized`). Identity otherwise: the
+  // models are built with the reference's names.
+  virtual std::optional<std::string> reference_name(const std::string& ours) const;
+  // ActNorm's data-dependent init on/off for every ActNorm in the model.
+  void set_actnorm_data_init(bool on);
+
+ protected:
+  struct Level {
+    std::shared_ptr<Flow<T>> flow;
+    std::shared_ptr<Split<T>> split;  // null: nothing factored out after this level
+  };
+  std::string name_;
+  Shape input_shape_;
+  std::shared_ptr<Flow<T>> preprocess_;  // e.g. Logit; null for none
+  std::vector<Level> levels_;
+  std::shared_ptr<Distribution<T>> top_prior_;
+  Shape top_shape_;  // per example
+
+ private:
+  struct Pass {
+    Latents<T> latents;
+    Tensor<T> log_prior;  // sum of every latent's log p, (B,)
+  };
+  Pass run(const Tensor<T>& x, bool with_priors);
+  void check_input(const char* op, const Tensor<T>& x) const;
+};
+
+}  // namespace flowgrad::flows

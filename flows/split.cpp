@@ -1,0 +1,65 @@
+#include "flows/split.hpp"
+
+#include "autograd/instantiate.hpp"
+#include "autograd/shape.hpp"
+
+namespace flowgrad::flows {
+
+template <class T>
+Split<T>::Split(FactorOut which) : which_(which) {}
+
+template <class T>
+Split<T>::Split(FactorOut which, std::shared_ptr<nn::Layer<T>> p) : which_(which) {
+  if (!p) throw std::invalid_argument("Split: prior network is null");
+  prior = this->register_module("prior", std::move(p));
+}
+
+template <class T>
+typename Split<T>::Parts Split<T>::split(const Tensor<T>& x) const {
+  const Shape s = x.shape();
+  if (s.size() != 4 || s[1] % 2)
+    throw ShapeError("Split: expected (B, C, H, W) with C even, got " + shape_str(s));
+  auto halves = chunk(x, 2, 1);
+  if (which_ == FactorOut::First) return {halves[1], halves[0]};
+  return {halves[0], halves[1]};
+}
+
+template <class T>
+Tensor<T> Split<T>::merge(const Tensor<T>& kept, const Tensor<T>& z) const {
+  if (kept.shape() != z.shape())
+    throw ShapeError("Split::merge: kept half " + shape_str(kept.shape()) + " and latent " +
+                     shape_str(z.shape()) + " differ");
+  if (which_ == FactorOut::First) return concat(std::vector<Tensor<T>>{z, kept}, 1);
+  return concat(std::vector<Tensor<T>>{kept, z}, 1);
+}
+
+template <class T>
+std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept) {
+  if (!prior) return std::make_shared<StandardGaussian<T>>();
+  auto h = prior->forward(kept);
+  Shape want = kept.shape();
+  want[1] *= 2;
+  if (h.shape() != want)
+    throw ShapeError("Split: prior network returned " + shape_str(h.shape()) + ", expected " +
+                     shape_str(want));
+  const std::size_t c = want[1];
+  return std::make_shared<DiagonalGaussian<T>>(slice(h, 1, 0, c, 2), slice(h, 1, 1, c, 2));
+}
+
+template <class T>
+Tensor<T> Split<T>::log_prob(const Tensor<T>& kept, const Tensor<T>& z) {
+  if (kept.shape() != z.shape())
+    throw ShapeError("Split::log_prob: kept half " + shape_str(kept.shape()) + " and latent " +
+                     shape_str(z.shape()) + " differ");
+  return prior_given(kept)->log_prob(z);
+}
+
+template <class T>
+Tensor<T> Split<T>::sample(const Tensor<T>& kept, T temperature) {
+  return prior_given(kept)->sample(kept.shape(), temperature);
+}
+
+#define FLOWGRAD_SPLIT(T) template class Split<T>;
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_SPLIT)
+
+}  // namespace flowgrad::flows

@@ -1,0 +1,45 @@
+// Multi-scale factor-out: x (B, C, H, W) is cut into two channel halves; one half is a
+// finished latent z (modelled by a prior), the other goes on through the deeper levels.
+//
+// Which half is factored out is a parameter: the reference's Real NVP factors out the
+// FIRST half under N(0, I); its Glow keeps the first half and models the second with a
+// learned conditional Gaussian: h = prior(kept), mean = h[:, 0::2], logs = h[:, 1::2].
+#pragma once
+
+#include <memory>
+
+#include "flows/distributions.hpp"
+#include "nn/module.hpp"
+
+namespace flowgrad::flows {
+
+enum class FactorOut { First, Second };
+
+template <class T = float>
+class Split : public nn::Module<T> {
+ public:
+  // Standard Gaussian prior on the factored-out half.
+  explicit Split(FactorOut which);
+  // Conditional Gaussian prior computed from the kept half (child "prior"; maps C/2 -> C).
+  Split(FactorOut which, std::shared_ptr<nn::Layer<T>> prior);
+
+  struct Parts {
+    Tensor<T> kept, z;
+  };
+  Parts split(const Tensor<T>& x) const;
+  Tensor<T> merge(const Tensor<T>& kept, const Tensor<T>& z) const;  // inverse of split
+
+  // The prior of z given the kept half (a StandardGaussian or a DiagonalGaussian).
+  std::shared_ptr<Distribution<T>> prior_given(const Tensor<T>& kept);
+  Tensor<T> log_prob(const Tensor<T>& kept, const Tensor<T>& z);  // (B,)
+  // z for this kept half with the prior's sigma scaled by temperature.
+  Tensor<T> sample(const Tensor<T>& kept, T temperature);
+
+  FactorOut which() const { return which_; }
+  std::shared_ptr<nn::Layer<T>> prior;  // null for N(0, I)
+
+ private:
+  FactorOut which_;
+};
+
+}  // namespace flowgrad::flows

@@ -1,0 +1,123 @@
+#include "nn/checkpoint.hpp"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include "autograd/instantiate.hpp"
+#include "autograd/random.hpp"
+
+namespace flowgrad::nn {
+
+namespace {
+
+template <class T>
+std::vector<TensorView> module_views(const Module<T>& module) {
+  std::vector<TensorView> views;
+  for (auto& [name, t] : module.state()) views.emplace_back(name, t.value());
+  return views;
+}
+
+// Which of the module's tensors each file tensor goes to; throws listing every problem.
+template <class T>
+std::vector<std::pair<Tensor<T>, const TensorValue*>> match_module_state(const Module<T>& module,
+                                                                         const NamedValues& state,
+                                                                         const std::string& source) {
+  const Named<T> expected = module.state();
+  std::map<std::string, const TensorValue*> given;
+  StateMismatch bad;
+  for (auto& [name, v] : state)
+    if (!given.emplace(name, &v).second) bad.wrong.push_back(name + ": appears twice");
+  std::vector<std::pair<Tensor<T>, const TensorValue*>> matched;
+  for (auto& [name, t] : expected) {
+    auto it = given.find(name);
+    if (it == given.end()) { bad.missing.push_back(name); continue; }
+    const TensorValue& v = *it->second;
+    const DType dt = dtype_of(v);
+    if ((dt != DType::F32 && dt != DType::F64) || shape_of(v) != t.shape())
+      bad.wrong.push_back(name + ": found " + dtype_name(dt) + " " + shape_str(shape_of(v)) + ", expected " +
+                          shape_str(t.shape()));
+    else
+      matched.emplace_back(t, &v);
+    given.erase(it);
+  }
+  for (auto& [name, v] : state)
+    if (given.count(name)) bad.unexpected.push_back(name);
+  bad.throw_if_any(source + ": state does not fit the module");
+  return matched;
+}
+
+template <class T>
+void copy_into(Tensor<T> t, const TensorValue& v) {
+  T* dst = t.value().data();
+  std::visit([&](const auto& a) { std::transform(a.begin(), a.end(), dst, [](auto x) { return T(x); }); }, v);
+}
+
+}  // namespace
+
+template <class T>
+void save_module(const std::string& path, const Module<T>& module, const Metadata& metadata) {
+  save_safetensors(path, module_views(module), metadata);
+}
+
+template <class T>
+void load_module_state(Module<T>& module, const NamedValues& state, const std::string& source) {
+  for (auto& [t, v] : match_module_state(module, state, source)) copy_into(t, *v);
+}
+
+template <class T>
+Metadata load_module(const std::string& path, Module<T>& module) {
+  SafeTensors file = load_safetensors(path);
+  load_module_state(module, file.tensors, path);
+  return file.metadata;
+}
+
+template <class T>
+void save_checkpoint(const std::string& path, const Module<T>& module, const Optimizer<T>& optimizer,
+                     Metadata metadata) {
+  metadata.emplace("step", std::to_string(optimizer.step_count()));
+  metadata.emplace("rng", generator_state());
+  std::vector<TensorView> views = module_views(module);
+  for (auto& v : optimizer.state()) views.push_back(v);
+  save_safetensors(path, views, metadata);
+}
+
+template <class T>
+Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer, bool restore_rng) {
+  SafeTensors file = load_safetensors(path);
+  const std::string prefix = optimizer.kind() + ".";
+  NamedValues model_part, optimizer_part;
+  for (auto& [name, v] : file.tensors)
+    (name.compare(0, prefix.size(), prefix) == 0 ? optimizer_part : model_part).emplace_back(name, std::move(v));
+
+  // Check all, then change all: a bad file leaves module, optimizer and generator as they were.
+  const auto matched = match_module_state(module, model_part, path);
+  const std::string previous_rng = generator_state();
+  auto rng = file.metadata.find("rng");
+  if (restore_rng && rng != file.metadata.end()) {
+    try {
+      set_generator_state(rng->second);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(path + ": metadata 'rng' is not a generator state: " + e.what());
+    }
+  }
+  try {
+    optimizer.load_state(optimizer_part, path);
+  } catch (...) {
+    set_generator_state(previous_rng);
+    throw;
+  }
+  for (auto& [t, v] : matched) copy_into(t, *v);
+  return file.metadata;
+}
+
+#define FLOWGRAD_INSTANTIATE(T)                                                                           \
+  template void save_module<T>(const std::string&, const Module<T>&, const Metadata&);                   \
+  template Metadata load_module<T>(const std::string&, Module<T>&);                                      \
+  template void load_module_state<T>(Module<T>&, const NamedValues&, const std::string&);                \
+  template void save_checkpoint<T>(const std::string&, const Module<T>&, const Optimizer<T>&, Metadata); \
+  template Metadata load_checkpoint<T>(const std::string&, Module<T>&, Optimizer<T>&, bool);
+FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
+#undef FLOWGRAD_INSTANTIATE
+
+}  // namespace flowgrad::nn

@@ -1,0 +1,42 @@
+// Saving and loading a module's state, and whole training checkpoints, as safetensors.
+//
+// A module file holds module.state() (parameters then buffers, PyTorch's dotted names),
+// F32 for a float module and F64 for a double one, so Python reads it as a state_dict.
+// A checkpoint adds the optimizer's state ("adam.exp_avg.<name>", ...) and metadata
+// ("step", "rng" = flowgrad::generator_state(), plus whatever the caller passes, e.g. the
+// config as JSON) to the same file. Both are written atomically.
+#pragma once
+
+#include <string>
+
+#include "nn/module.hpp"
+#include "nn/optim.hpp"
+#include "nn/safetensors.hpp"
+
+namespace flowgrad::nn {
+
+template <class T>
+void save_module(const std::string& path, const Module<T>& module, const Metadata& metadata = {});
+
+// Copies the file's tensors into the module's own tensors, which the layers share, and
+// returns the file's metadata. F32 and F64 are both accepted. Every missing, unexpected or
+// mis-shaped tensor is named in one exception, and the module is then left unchanged.
+template <class T>
+Metadata load_module(const std::string& path, Module<T>& module);
+
+// The same from tensors in memory; `source` names them in errors.
+template <class T>
+void load_module_state(Module<T>& module, const NamedValues& state, const std::string& source);
+
+// Metadata "step" (optimizer.step_count()) and "rng" are added unless the caller gives them.
+template <class T>
+void save_checkpoint(const std::string& path, const Module<T>& module, const Optimizer<T>& optimizer,
+                     Metadata metadata = {});
+
+// Restores module, optimizer and (if restore_rng and the file has "rng") the random
+// generator; returns the metadata. Everything is checked before anything changes.
+template <class T>
+Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer,
+                         bool restore_rng = true);
+
+}  // namespace flowgrad::nn

@@ -1,0 +1,269 @@
+// conv2d against a direct loop and central differences; the thread pool under it.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "autograd/autograd.hpp"
+#include "autograd/conv.hpp"
+#include "autograd/gradcheck.hpp"
+#include "autograd/parallel.hpp"
+
+using namespace flowgrad;
+using In = std::vector<Tensor<double>>;
+
+namespace {
+
+template <class T>
+Tensor<T> rand_tensor(const Shape& shape, unsigned seed, double lo = -1, double hi = 1) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+  for (auto& v : a) v = T(u(rng));
+  return Tensor<T>(a);
+}
+
+// The definition, in double, one output at a time.
+xt::xarray<double> direct_conv(const xt::xarray<float>& x, const xt::xarray<float>& w,
+                               const xt::xarray<float>* b, std::size_t s, std::size_t p) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::size_t O = w.shape()[0], KH = w.shape()[2], KW = w.shape()[3];
+  const std::size_t OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
+  xt::xarray<double> y = xt::zeros<double>({N, O, OH, OW});
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t o = 0; o < O; ++o)
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          double acc = b ? double((*b)(o)) : 0.0;
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t i = 0; i < KH; ++i)
+              for (std::size_t j = 0; j < KW; ++j) {
+                const long ih = long(oh * s + i) - long(p), iw = long(ow * s + j) - long(p);
+                if (ih < 0 || iw < 0 || ih >= long(H) || iw >= long(W)) continue;
+                acc += double(x(n, c, ih, iw)) * double(w(o, c, i, j));
+              }
+          y(n, o, oh, ow) = acc;
+        }
+  return y;
+}
+
+// Gradients of sum(y * gy) by the definition: dx, dw, db.
+struct DirectGrads {
+  xt::xarray<double> dx, dw, db;
+};
+DirectGrads direct_conv_grads(const xt::xarray<double>& x, const xt::xarray<double>& w,
+                              const xt::xarray<double>& gy, std::size_t s, std::size_t p) {
+  const std::size_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
+  const std::size_t O = w.shape()[0], KH = w.shape()[2], KW = w.shape()[3];
+  const std::size_t OH = gy.shape()[2], OW = gy.shape()[3];
+  DirectGrads d{xt::zeros<double>(x.shape()), xt::zeros<double>(w.shape()), xt::zeros<double>({O})};
+  for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t o = 0; o < O; ++o)
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          const double g = gy(n, o, oh, ow);
+          d.db(o) += g;
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t i = 0; i < KH; ++i)
+              for (std::size_t j = 0; j < KW; ++j) {
+                const long ih = long(oh * s + i) - long(p), iw = long(ow * s + j) - long(p);
+                if (ih < 0 || iw < 0 || ih >= long(H) || iw >= long(W)) continue;
+                d.dx(n, c, ih, iw) += g * w(o, c, i, j);
+                d.dw(o, c, i, j) += g * x(n, c, ih, iw);
+              }
+        }
+  return d;
+}
+
+template <class A, class B>
+double max_rel_diff(const A& a, const B& ref) {
+  double worst = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    worst = std::max(worst, std::abs(double(a.data()[i]) - double(ref.data()[i])) /
+                                (1 + std::abs(double(ref.data()[i]))));
+  return worst;
+}
+
+struct Case {
+  Shape x, w;
+  std::size_t stride, pad;
+  bool bias;
+};
+
+}  // namespace
+
+TEST_CASE("conv2d forward equals the direct loop (float32)") {
+  const Case cases[] = {
+      {{2, 3, 7, 6}, {4, 3, 3, 3}, 1, 1, true},    {{1, 5, 9, 9}, {2, 5, 3, 3}, 2, 1, false},
+      {{3, 4, 5, 5}, {6, 4, 1, 1}, 1, 0, true},    {{2, 3, 6, 8}, {2, 3, 2, 3}, 1, 0, true},
+      {{2, 2, 7, 5}, {3, 2, 3, 2}, 2, 2, true},    {{2, 16, 8, 8}, {8, 16, 3, 3}, 1, 1, true},
+      {{1, 2, 4, 4}, {3, 2, 1, 1}, 2, 1, false},   {{2, 1, 3, 3}, {1, 1, 5, 5}, 1, 2, true},
+      {{4, 8, 11, 10}, {5, 8, 5, 3}, 3, 1, true},
+  };
+  unsigned seed = 10;
+  for (const Case& k : cases) {
+    CAPTURE(shape_str(k.x));
+    CAPTURE(shape_str(k.w));
+    CAPTURE(k.stride);
+    CAPTURE(k.pad);
+    auto x = rand_tensor<float>(k.x, ++seed), w = rand_tensor<float>(k.w, ++seed);
+    auto b = rand_tensor<float>({k.w[0]}, ++seed);
+    auto y = conv2d(x, w, k.bias ? b : Tensor<float>(), k.stride, k.pad);
+    auto ref = direct_conv(x.value(), w.value(), k.bias ? &b.value() : nullptr, k.stride, k.pad);
+    REQUIRE(y.shape() == to_shape(ref.shape()));
+    double worst = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i)
+      worst = std::max(worst, std::abs(y.value().data()[i] - ref.data()[i]) /
+                                  (1 + std::abs(ref.data()[i])));
+    CHECK(worst < 1e-5);
+  }
+}
+
+// Large images are cut into blocks of output rows (a few MB of columns each): 32 channels
+// of 64x64 with a 3x3 kernel is 4.7 MB of columns in float, so two blocks.
+TEST_CASE("conv2d forward and backward on a blocked image equal the definition") {
+  auto x = rand_tensor<double>({1, 32, 64, 64}, 201), w = rand_tensor<double>({2, 32, 3, 3}, 202);
+  auto b = rand_tensor<double>({2}, 203), gy = rand_tensor<double>({1, 2, 64, 64}, 204);
+  auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, 1);
+  auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
+    for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
+    auto y = conv2d(x, w, b, 1, 1);
+    sum(mul(y, gy.value())).backward();
+    CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
+    CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
+    CHECK(max_rel_diff(b.grad(), ref.db) < tol);
+  };
+  check(x, w, b, gy, 1e-10);
+  auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
+  // float: sums of ~300 (dx, dw: 4096) products of values in [-1, 1]
+  check(f(x), f(w), f(b), f(gy), 1e-4);
+}
+
+TEST_CASE("conv2d gradcheck: kernels 1x1, 3x3, 2x3; stride 1, 2; padding 0, 1; bias or not") {
+  const Shape kernels[] = {{1, 1}, {3, 3}, {2, 3}};
+  unsigned seed = 100;
+  for (const Shape& k : kernels)
+    for (std::size_t stride : {1, 2})
+      for (std::size_t pad : {0, 1})
+        for (bool with_bias : {true, false}) {
+          CAPTURE(shape_str(k));
+          CAPTURE(stride);
+          CAPTURE(pad);
+          CAPTURE(with_bias);
+          auto x = rand_tensor<double>({2, 2, 5, 4}, ++seed);
+          auto w = rand_tensor<double>({3, 2, k[0], k[1]}, ++seed);
+          auto b = rand_tensor<double>({3}, ++seed);
+          In in{x, w};
+          if (with_bias) in.push_back(b);
+          auto f = [&](const In& t) {
+            return conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor<double>(), stride, pad);
+          };
+          CHECK(gradcheck(f, in));
+        }
+}
+
+TEST_CASE("conv2d: gradients only where asked, accumulated over two uses") {
+  auto x = rand_tensor<double>({2, 3, 4, 4}, 1), w = rand_tensor<double>({2, 3, 3, 3}, 2);
+  w.set_requires_grad(true);
+  sum(conv2d(x, w, {}, 1, 1)).backward();
+  CHECK_FALSE(x.has_grad());
+  REQUIRE(w.has_grad());
+  xt::xarray<double> once = w.grad();
+  w.zero_grad();
+  sum(add(conv2d(x, w, {}, 1, 1), conv2d(x, w, {}, 1, 1))).backward();
+  CHECK(xt::allclose(w.grad(), 2.0 * once));
+  CHECK(live_nodes() == 0);
+}
+
+TEST_CASE("conv2d: same values and gradients on 1 and 2 threads") {
+  const int saved = num_threads();
+  auto x = rand_tensor<float>({5, 4, 9, 9}, 3), w = rand_tensor<float>({6, 4, 3, 3}, 4);
+  auto b = rand_tensor<float>({6}, 5);
+  auto g = rand_tensor<float>({5, 6, 9, 9}, 6);
+  auto run = [&](int threads) {
+    set_num_threads(threads);
+    for (auto* t : {&x, &w, &b}) {
+      t->set_requires_grad(true);
+      t->zero_grad();
+    }
+    auto y = conv2d(x, w, b, 1, 1);
+    sum(mul(y, g.value())).backward();
+    return std::vector<xt::xarray<float>>{y.value(), x.grad(), w.grad(), b.grad()};
+  };
+  auto one = run(1), two = run(2);
+  set_num_threads(saved);
+  for (std::size_t i = 0; i < one.size(); ++i) CHECK(xt::allclose(one[i], two[i], 1e-5, 1e-5));
+}
+
+TEST_CASE("conv2d: a batch of zero images, and a 1x1 conv as a matrix product") {
+  auto w = rand_tensor<double>({3, 2, 3, 3}, 7);
+  auto empty = conv2d(Tensor<double>(xt::xarray<double>::from_shape({0, 2, 5, 5})), w, {}, 1, 1);
+  CHECK(empty.shape() == Shape{0, 3, 5, 5});
+
+  auto x = rand_tensor<double>({1, 2, 3, 3}, 8), w1 = rand_tensor<double>({4, 2, 1, 1}, 9);
+  auto y = conv2d(x, w1);
+  for (std::size_t o = 0; o < 4; ++o)
+    for (std::size_t p = 0; p < 9; ++p)
+      CHECK(y.value().data()[o * 9 + p] ==
+            doctest::Approx(w1.value()(o, 0, 0, 0) * x.value().data()[p] +
+                            w1.value()(o, 1, 0, 0) * x.value().data()[9 + p]));
+}
+
+TEST_CASE("conv2d: bad shapes are errors naming the op and the shapes") {
+  auto x = rand_tensor<double>({2, 3, 5, 5}, 1);
+  auto expect_error = [](auto&& f, const std::string& part) {
+    try {
+      f();
+      FAIL("no exception");
+    } catch (const ShapeError& e) {
+      const std::string msg = e.what();
+      CAPTURE(msg);
+      CHECK(msg.find("conv2d") != std::string::npos);
+      CHECK(msg.find(part) != std::string::npos);
+    }
+  };
+  auto w = rand_tensor<double>({4, 3, 3, 3}, 2);
+  expect_error([&] { conv2d(x, rand_tensor<double>({4, 2, 3, 3}, 2)); }, "(4, 2, 3, 3)");
+  expect_error([&] { conv2d(rand_tensor<double>({3, 5, 5}, 2), w); }, "(3, 5, 5)");
+  expect_error([&] { conv2d(x, w, rand_tensor<double>({3}, 3)); }, "bias (3,)");
+  expect_error([&] { conv2d(x, w, {}, 0); }, "stride");
+  expect_error([&] { conv2d(x, rand_tensor<double>({4, 3, 7, 1}, 2)); }, "larger");
+  CHECK_NOTHROW(conv2d(x, rand_tensor<double>({4, 3, 7, 1}, 2), {}, 1, 1));
+}
+
+TEST_CASE("parallel_for: every index once, nested loops serial, errors rethrown") {
+  const int saved = num_threads();
+  set_num_threads(2);
+  CHECK(num_threads() == 2);
+  std::vector<std::atomic<int>> hits(1000);
+  parallel_for(0, hits.size(), [&](std::size_t i) { hits[i]++; });
+  bool all_once = true;
+  for (auto& h : hits) all_once = all_once && h.load() == 1;
+  CHECK(all_once);
+
+  std::atomic<int> inner{0}, nested_flags{0};
+  parallel_for(0, 4, [&](std::size_t) {
+    nested_flags += in_parallel_region();
+    parallel_for(0, 10, [&](std::size_t) { inner++; });
+  });
+  CHECK(inner.load() == 40);
+  CHECK(nested_flags.load() == 4);
+  CHECK_FALSE(in_parallel_region());
+
+  CHECK_THROWS_AS(parallel_for(0, 100,
+                               [](std::size_t i) {
+                                 if (i == 37) throw std::runtime_error("index 37");
+                               }),
+                  std::runtime_error);
+  // The pool still works after an exception, and after resizing.
+  std::atomic<long> total{0};
+  set_num_threads(1);
+  parallel_for(0, 10, [&](std::size_t i) { total += long(i); });
+  set_num_threads(2);
+  parallel_for(0, 10, [&](std::size_t i) { total += long(i); });
+  CHECK(total.load() == 90);
+  set_num_threads(saved);
+}
