@@ -5,6 +5,12 @@
 
 namespace flowgrad::app {
 
+// Thrown by a command that stops early on purpose (e.g. training interrupted by Ctrl-C,
+// its checkpoint saved): main exits with `code` without printing an error.
+struct CommandExit {
+  int code;
+};
+
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_sample_command(CLI::App& app);

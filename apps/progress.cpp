@@ -19,10 +19,11 @@ std::string format_duration(double s) {
   return buf;
 }
 
-Progress::Progress(std::size_t total_steps, double time_limit_s, std::size_t log_every)
+Progress::Progress(std::size_t total_steps, double time_limit_s, std::size_t log_every, std::size_t first_step)
     : tty_(isatty(fileno(stdout)) != 0),
       total_steps_(total_steps),
       log_every_(std::max<std::size_t>(1, log_every)),
+      first_step_(std::min(first_step, total_steps)),
       time_limit_s_(time_limit_s),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
@@ -34,7 +35,8 @@ double Progress::elapsed_s() const {
 void Progress::update(std::size_t step, std::size_t epoch, double train_bpd, double images_per_s) {
   const double elapsed = elapsed_s();
   double fraction = 0;
-  if (total_steps_) fraction = double(step) / double(total_steps_);
+  if (total_steps_ > first_step_)
+    fraction = double(step > first_step_ ? step - first_step_ : 0) / double(total_steps_ - first_step_);
   if (time_limit_s_ > 0) fraction = std::max(fraction, elapsed / time_limit_s_);
   fraction = std::min(1.0, fraction);
   const double eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : NAN;

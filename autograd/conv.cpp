@@ -2,13 +2,14 @@
 // x[c, oh*s - p + i, ow*s - p + j] (zero outside), then
 //   forward   y  = W col               (O x CKK) (CKK x OHW)
 //   backward  dW += gy col^T,  dcol = W^T gy, dx = col2im(dcol)
-// Images run in parallel (parallel_for holds BLAS at one thread meanwhile); each thread
-// reuses its own column buffers across calls, so a training step allocates none.
+// Images run in parallel, each GEMM on one thread (parallel_for holds BLAS at one thread
+// meanwhile): im2col/col2im are then parallel too, and on 2 cores this measured faster
+// than a serial loop over images calling a 2-thread GEMM. Each thread reuses its own
+// column buffer across calls, so a training step allocates none.
 #include "autograd/conv.hpp"
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -21,12 +22,12 @@ namespace flowgrad {
 namespace {
 
 struct Geometry {
-  std::size_t n, c, h, w, o, kh, kw, stride, pad, oh, ow;
+  std::size_t n, c, h, w, o, kh, kw, stride, pad_h, pad_w, oh, ow;
   std::size_t in_image() const { return c * h * w; }
   std::size_t out_image() const { return o * oh * ow; }
   std::size_t patch() const { return c * kh * kw; }  // rows of the column matrix
   std::size_t positions() const { return oh * ow; }  // its columns
-  bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0; }
+  bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad_h == 0 && pad_w == 0; }
 };
 
 template <class T>
@@ -48,7 +49,7 @@ Geometry geometry(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& 
   if (stride == 0) fail("stride must be at least 1");
   if (xs[2] + 2 * pad < ws[2] || xs[3] + 2 * pad < ws[3])
     fail("kernel is larger than the padded input");
-  Geometry g{xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride, pad, 0, 0};
+  Geometry g{xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], stride, pad, pad, 0, 0};
   g.oh = (g.h + 2 * pad - g.kh) / stride + 1;
   g.ow = (g.w + 2 * pad - g.kw) / stride + 1;
   const std::size_t big = std::max({g.patch() * g.positions(), g.out_image(), g.in_image(),
@@ -68,7 +69,7 @@ T* scratch(int which, std::size_t size) {
 
 // The output columns [lo, hi) whose input column ow*s - p + j falls inside [0, w).
 inline void valid_range(const Geometry& g, std::size_t j, std::size_t& lo, std::size_t& hi) {
-  const long s = long(g.stride), first = long(g.pad) - long(j), last = long(g.w) - 1 + first;
+  const long s = long(g.stride), first = long(g.pad_w) - long(j), last = long(g.w) - 1 + first;
   lo = first <= 0 ? 0 : std::size_t((first + s - 1) / s);
   hi = last < 0 ? 0 : std::min(g.ow, std::size_t(last / s + 1));
   lo = std::min(lo, hi);
@@ -84,10 +85,10 @@ void im2col(const T* img, const Geometry& g, std::size_t oh0, std::size_t oh1, T
         T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
         std::size_t lo, hi;
         valid_range(g, j, lo, hi);
-        const long shift = long(j) - long(g.pad);  // input column = ow*s + shift
+        const long shift = long(j) - long(g.pad_w);  // input column = ow*s + shift
         for (std::size_t oh = oh0; oh < oh1; ++oh) {
           T* out = row + (oh - oh0) * g.ow;
-          const long ih = long(oh * g.stride) - long(g.pad) + long(i);
+          const long ih = long(oh * g.stride) - long(g.pad_h) + long(i);
           if (ih < 0 || ih >= long(g.h)) {
             std::fill(out, out + g.ow, T(0));
             continue;
@@ -113,9 +114,9 @@ void col2im(const T* col, const Geometry& g, std::size_t oh0, std::size_t oh1, T
         const T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
         std::size_t lo, hi;
         valid_range(g, j, lo, hi);
-        const long shift = long(j) - long(g.pad);
+        const long shift = long(j) - long(g.pad_w);
         for (std::size_t oh = oh0; oh < oh1; ++oh) {
-          const long ih = long(oh * g.stride) - long(g.pad) + long(i);
+          const long ih = long(oh * g.stride) - long(g.pad_h) + long(i);
           if (ih < 0 || ih >= long(g.h)) continue;
           const T* in = row + (oh - oh0) * g.ow;
           T* dst = img + (c * g.h + std::size_t(ih)) * g.w;
@@ -129,13 +130,10 @@ void col2im(const T* col, const Geometry& g, std::size_t oh0, std::size_t oh1, T
       }
 }
 
-// Output rows per block, so a block's column matrix stays in the core's L2 cache
-// between im2col writing it and the GEMM reading it.
+// Output rows per block: bounds each thread's column buffer to a few MB on large images.
+// (Smaller blocks, sized for L2, measured slower: the GEMMs get too thin.)
 inline std::size_t rows_per_block(const Geometry& g, std::size_t scalar_size) {
-  static const std::size_t budget = [] {
-    const char* e = std::getenv("FLOWGRAD_CONV_BLOCK_KB");
-    return std::size_t(e ? std::atoi(e) : 4096) * 1024;
-  }();
+  const std::size_t budget = std::size_t(4) << 20;
   const std::size_t row_bytes = g.patch() * g.ow * scalar_size;
   return std::max<std::size_t>(1, std::min(g.oh, budget / row_bytes));
 }
@@ -210,11 +208,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const T* wd = weight.value().data();
   const T* bd = bias.defined() ? bias.value().data() : nullptr;
   T* yd = y.data();
-  static const bool serial_hack = std::getenv("FLOWGRAD_CONV_SERIAL");
-  auto pfor = [](std::size_t a, std::size_t b, const std::function<void(std::size_t)>& f) {
-    if (serial_hack) for (std::size_t i = a; i < b; ++i) f(i); else parallel_for(a, b, f);
-  };
-  pfor(0, g.n, [&](std::size_t n) {
+  parallel_for(0, g.n, [&](std::size_t n) {
     forward_image(g, xd + n * g.in_image(), wd, bd, yd + n * g.out_image());
   });
 
@@ -231,10 +225,12 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     xt::xarray<T> gx;
     if (need_x) gx = xt::xarray<T>::from_shape({g.n, g.c, g.h, g.w});
     // dW and db are sums over the batch: each chunk of images sums into its own slot.
-    static const bool serial_hack = std::getenv("FLOWGRAD_CONV_SERIAL");
-    const std::size_t chunks = serial_hack ? 1 : std::max<std::size_t>(1, std::min<std::size_t>(g.n, num_threads()));
+    // A few chunks per thread, so a thread slowed down by another process is not waited
+    // for long; one chunk on one thread.
+    const std::size_t threads = std::size_t(num_threads());
+    const std::size_t chunks = std::max<std::size_t>(1, std::min(g.n, threads == 1 ? 1 : 4 * threads));
     std::vector<std::vector<T>> gw(need_w ? chunks : 0), gb(need_b ? chunks : 0);
-    parallel_for(0, serial_hack ? 1 : chunks, [&](std::size_t ch) {
+    parallel_for(0, chunks, [&](std::size_t ch) {
       const std::size_t lo = ch * g.n / chunks, hi = (ch + 1) * g.n / chunks;
       if (need_w) gw[ch].assign(g.o * g.patch(), T(0));
       if (need_b) gb[ch].assign(g.o, T(0));

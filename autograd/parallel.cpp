@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -145,6 +146,8 @@ Pool& pool() {
 }  // namespace
 
 void set_num_threads(int n) {
+  if (t_in_parallel)  // the pool is busy running the caller: resizing it would deadlock
+    throw std::logic_error("set_num_threads: called from inside a parallel_for");
   if (n <= 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
   pool().resize(n);
 }

@@ -12,6 +12,8 @@
 namespace flowgrad {
 
 // Threads for OpenBLAS and for parallel_for (n >= 1; 0 means all hardware threads).
+// Until it is called, both use OpenBLAS's own default (OPENBLAS_NUM_THREADS, else all
+// cores). Not from inside a parallel_for (throws std::logic_error).
 void set_num_threads(int n);
 int num_threads();
 

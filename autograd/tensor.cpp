@@ -3,8 +3,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <sstream>
 #include <unordered_set>
+
+#include "autograd/profile.hpp"
 
 namespace flowgrad {
 
@@ -37,6 +40,7 @@ T Tensor<T>::item() const {
 template <class T>
 Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inputs,
                  typename Node<T>::Backward backward) {
+  if (profile::enabled()) profile::forward_op(op);
   bool needs = false;
   if (grad_enabled())
     for (const auto& t : inputs) needs = needs || (t.defined() && t.requires_grad());
@@ -104,9 +108,13 @@ void Tensor<T>::backward(bool retain_graph) const {
   std::sort(outputs.begin(), outputs.end(),
             [](const auto& a, const auto& b) { return a->node->order > b->node->order; });
 
+  // With profiling on, each op's backward is timed together with freeing its gradient.
+  const bool profiling = profile::enabled();
+  if (profiling) profile::mark("backward: sort graph");
   accumulate_grad(xt::ones<T>(value().shape()));
   for (auto& out : outputs) {
     auto& node = *out->node;
+    const auto t0 = profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (out->has_grad) node.backward(out->grad, out->value);
     out->grad = Array();  // like PyTorch, intermediate results keep no grad
     out->has_grad = false;
@@ -114,11 +122,17 @@ void Tensor<T>::backward(bool retain_graph) const {
       node.freed = true;
       node.backward = nullptr;
     }
+    if (profiling)
+      profile::backward_op(node.name, std::chrono::duration<double, std::milli>(
+                                          std::chrono::steady_clock::now() - t0).count());
   }
+  if (profiling) profile::restart_clock();
   if (!retain_graph) {
     // Unlink in reverse topological order so freeing never recurses deeply.
     for (auto& out : outputs) out->node->inputs.clear();
   }
+  outputs.clear();
+  if (profiling) profile::mark("backward: free graph");
 }
 
 template class Tensor<float>;

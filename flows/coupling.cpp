@@ -1,5 +1,7 @@
 #include "flows/coupling.hpp"
 
+#include <algorithm>
+
 #include "autograd/elementwise.hpp"
 #include "autograd/instantiate.hpp"
 #include "autograd/shape.hpp"

@@ -6,6 +6,7 @@
 // `batch` inputs in [0,1), computes log p per example and the gradient of mean(-log p),
 // and writes one safetensors file with every reference parameter and buffer under its
 // state_dict name, __input__, __logp__, and grad.NAME for every parameter.
+// Seeds the process-wide generator with `seed` (initial weights, noise and inputs).
 #pragma once
 
 #include <cstdint>

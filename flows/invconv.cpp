@@ -11,7 +11,6 @@
 namespace flowgrad::flows {
 
 namespace {
-template <class T>
 void check_input(const char* op, const Shape& s, std::size_t c) {
   if ((s.size() != 2 && s.size() != 4) || s[1] != c)
     throw ShapeError(std::string(op) + ": expected (B, " + std::to_string(c) + ") or (B, " +
@@ -42,14 +41,14 @@ InvConv1x1<T>::InvConv1x1(std::size_t c) {
 
 template <class T>
 FlowResult<T> InvConv1x1<T>::forward(const Tensor<T>& x) {
-  check_input<T>("InvConv1x1::forward", x.shape(), weight.shape()[0]);
+  check_input("InvConv1x1::forward", x.shape(), weight.shape()[0]);
   const Shape s = x.shape();
   return {mix_channels(x, weight), per_example(logabsdet(weight) * pixels<T>(s), s[0])};
 }
 
 template <class T>
 FlowResult<T> InvConv1x1<T>::inverse(const Tensor<T>& y) {
-  check_input<T>("InvConv1x1::inverse", y.shape(), weight.shape()[0]);
+  check_input("InvConv1x1::inverse", y.shape(), weight.shape()[0]);
   const Shape s = y.shape();
   return {mix_channels(y, matrix_inverse(weight)),
           per_example(logabsdet(weight) * (-pixels<T>(s)), s[0])};
@@ -93,14 +92,14 @@ Tensor<T> InvConv1x1LU<T>::matrix() const {
 
 template <class T>
 FlowResult<T> InvConv1x1LU<T>::forward(const Tensor<T>& x) {
-  check_input<T>("InvConv1x1LU::forward", x.shape(), L.shape()[0]);
+  check_input("InvConv1x1LU::forward", x.shape(), L.shape()[0]);
   const Shape s = x.shape();
   return {mix_channels(x, matrix()), per_example(sum(log_s) * pixels<T>(s), s[0])};
 }
 
 template <class T>
 FlowResult<T> InvConv1x1LU<T>::inverse(const Tensor<T>& y) {
-  check_input<T>("InvConv1x1LU::inverse", y.shape(), L.shape()[0]);
+  check_input("InvConv1x1LU::inverse", y.shape(), L.shape()[0]);
   const Shape s = y.shape();
   return {mix_channels(y, matrix_inverse(matrix())), per_example(sum(log_s) * (-pixels<T>(s)), s[0])};
 }

@@ -1,5 +1,7 @@
 #include "flows/model.hpp"
 
+#include <algorithm>
+
 #include "autograd/instantiate.hpp"
 #include "flows/actnorm.hpp"
 

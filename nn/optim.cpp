@@ -54,6 +54,10 @@ void Optimizer<T>::step() {
       param_steps_[i]() = 0;
       has_state_[i] = true;
     }
+    if (!buffers_[i].empty() && buffers_[i][0].shape() != value.shape())
+      throw ShapeError(kind_ + ".step: parameter '" + name + "' changed shape to " +
+                       shape_str(to_shape(value.shape())) + " after its state was made for " +
+                       shape_str(to_shape(buffers_[i][0].shape())));
     param_steps_[i]() += 1;
     update(i, value.data(), grad.data(), value.size(), param_steps_[i]());
   }
@@ -290,13 +294,17 @@ void Adamax<T>::update(std::size_t i, T* p, const T* g, std::size_t n, std::int6
 
 template <class T>
 double clip_grad_norm(const std::vector<Tensor<T>>& params, double max_norm) {
-  double sum_sq = 0;
+  double acc[4] = {0, 0, 0, 0};  // independent sums: no add waits for the previous one
   for (auto& t : params) {
     if (!t.has_grad()) continue;
     const T* g = t.grad().data();
-    for (std::size_t j = 0, n = t.grad().size(); j < n; ++j) sum_sq += double(g[j]) * double(g[j]);
+    const std::size_t n = t.grad().size();
+    std::size_t j = 0;
+    for (; j + 4 <= n; j += 4)
+      for (int k = 0; k < 4; ++k) acc[k] += double(g[j + k]) * double(g[j + k]);
+    for (; j < n; ++j) acc[0] += double(g[j]) * double(g[j]);
   }
-  const double norm = std::sqrt(sum_sq);
+  const double norm = std::sqrt((acc[0] + acc[1]) + (acc[2] + acc[3]));
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1 || coef != coef) {  // torch multiplies always; by 1 changes nothing, by NaN spreads it
     const T c = T(coef);

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <xtensor/xview.hpp>
+
 #include "autograd/autograd.hpp"
 #include "autograd/conv.hpp"
 #include "autograd/gradcheck.hpp"
@@ -52,14 +54,15 @@ xt::xarray<double> direct_conv(const xt::xarray<float>& x, const xt::xarray<floa
 
 // Gradients of sum(y * gy) by the definition: dx, dw, db.
 struct DirectGrads {
-  xt::xarray<double> dx, dw, db;
+  xt::xarray<double> y, dx, dw, db;
 };
 DirectGrads direct_conv_grads(const xt::xarray<double>& x, const xt::xarray<double>& w,
                               const xt::xarray<double>& gy, std::size_t s, std::size_t p) {
   const std::size_t N = x.shape()[0], C = x.shape()[1], H = x.shape()[2], W = x.shape()[3];
   const std::size_t O = w.shape()[0], KH = w.shape()[2], KW = w.shape()[3];
   const std::size_t OH = gy.shape()[2], OW = gy.shape()[3];
-  DirectGrads d{xt::zeros<double>(x.shape()), xt::zeros<double>(w.shape()), xt::zeros<double>({O})};
+  DirectGrads d{xt::zeros<double>(gy.shape()), xt::zeros<double>(x.shape()),
+                xt::zeros<double>(w.shape()), xt::zeros<double>({O})};
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t o = 0; o < O; ++o)
       for (std::size_t oh = 0; oh < OH; ++oh)
@@ -71,6 +74,7 @@ DirectGrads direct_conv_grads(const xt::xarray<double>& x, const xt::xarray<doub
               for (std::size_t j = 0; j < KW; ++j) {
                 const long ih = long(oh * s + i) - long(p), iw = long(ow * s + j) - long(p);
                 if (ih < 0 || iw < 0 || ih >= long(H) || iw >= long(W)) continue;
+                d.y(n, o, oh, ow) += x(n, c, ih, iw) * w(o, c, i, j);
                 d.dx(n, c, ih, iw) += g * w(o, c, i, j);
                 d.dw(o, c, i, j) += g * x(n, c, ih, iw);
               }
@@ -128,10 +132,13 @@ TEST_CASE("conv2d forward and backward on a blocked image equal the definition")
   auto x = rand_tensor<double>({1, 32, 64, 64}, 201), w = rand_tensor<double>({2, 32, 3, 3}, 202);
   auto b = rand_tensor<double>({2}, 203), gy = rand_tensor<double>({1, 2, 64, 64}, 204);
   auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, 1);
+  for (std::size_t o = 0; o < 2; ++o)
+    xt::view(ref.y, xt::all(), o) += b.value()(o);
   auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
     for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
     auto y = conv2d(x, w, b, 1, 1);
     sum(mul(y, gy.value())).backward();
+    CHECK(max_rel_diff(y.value(), ref.y) < tol);
     CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
     CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
     CHECK(max_rel_diff(b.grad(), ref.db) < tol);
@@ -250,6 +257,7 @@ TEST_CASE("parallel_for: every index once, nested loops serial, errors rethrown"
     parallel_for(0, 10, [&](std::size_t) { inner++; });
   });
   CHECK(inner.load() == 40);
+  CHECK_THROWS_AS(parallel_for(0, 2, [](std::size_t) { set_num_threads(1); }), std::logic_error);
   CHECK(nested_flags.load() == 4);
   CHECK_FALSE(in_parallel_region());
 

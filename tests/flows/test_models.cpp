@@ -94,6 +94,7 @@ void check_model(flows::FlowModel<double>& model, const std::string& label, unsi
 }  // namespace
 
 TEST_CASE("NICE, small: logistic and Gaussian priors, with and without logit") {
+  manual_seed(100);
   flows::NICEConfig cfg;
   cfg.dim = 8, cfg.hidden = 12, cfg.layers = 2, cfg.couplings = 4;
   flows::NICE<double> logistic(cfg);
@@ -105,6 +106,7 @@ TEST_CASE("NICE, small: logistic and Gaussian priors, with and without logit") {
 }
 
 TEST_CASE("NICE log p = logistic log p(z) + sum log_scale, as the reference computes it") {
+  manual_seed(200);
   flows::NICEConfig cfg;
   cfg.dim = 6, cfg.hidden = 5, cfg.layers = 1, cfg.couplings = 2;
   flows::NICE<double> model(cfg);
@@ -124,6 +126,7 @@ TEST_CASE("NICE log p = logistic log p(z) + sum log_scale, as the reference comp
 }
 
 TEST_CASE("Real NVP, small: 2 and 3 scales, with logit") {
+  manual_seed(300);
   flows::RealNVPConfig cfg;
   cfg.height = cfg.width = 4, cfg.mid = 6, cfg.blocks = 1;
   flows::RealNVP<double> two(cfg);
@@ -138,6 +141,7 @@ TEST_CASE("Real NVP, small: 2 and 3 scales, with logit") {
 }
 
 TEST_CASE("Real NVP factors out the first half under N(0, I), as the reference") {
+  manual_seed(400);
   flows::RealNVPConfig cfg;
   cfg.height = cfg.width = 4, cfg.mid = 4, cfg.blocks = 1;
   flows::RealNVP<double> model(cfg);
@@ -158,6 +162,7 @@ TEST_CASE("Real NVP factors out the first half under N(0, I), as the reference")
 }
 
 TEST_CASE("Glow, small: LU/dense, affine/additive, 2 and 3 levels, learned top prior") {
+  manual_seed(500);
   flows::GlowConfig cfg;
   cfg.height = cfg.width = 8, cfg.steps = 2, cfg.hidden = 6;
   flows::Glow<double> base(cfg);
@@ -172,6 +177,7 @@ TEST_CASE("Glow, small: LU/dense, affine/additive, 2 and 3 levels, learned top p
 }
 
 TEST_CASE("Glow keeps the first half and models the second with the ZeroConv prior") {
+  manual_seed(600);
   flows::GlowConfig cfg;
   cfg.height = cfg.width = 4, cfg.steps = 1, cfg.hidden = 4;
   flows::Glow<double> model(cfg);
@@ -209,6 +215,7 @@ TEST_CASE("Glow keeps the first half and models the second with the ZeroConv pri
 }
 
 TEST_CASE("bench configs: the reference's parameter counts and names") {
+  manual_seed(700);
   auto nice = flows::make_bench_model<float>("nice");
   auto realnvp = flows::make_bench_model<float>("realnvp");
   auto glow = flows::make_bench_model<float>("glow");
@@ -252,6 +259,7 @@ TEST_CASE("bench configs: the reference's parameter counts and names") {
 }
 
 TEST_CASE("the whole Glow bench config in float32 inverts to 1e-4") {
+  manual_seed(800);
   auto model = flows::make_bench_model<float>("glow");
   const xt::xarray<float> x = xt::cast<float>(rand_uniform({4, 1, 28, 28}, 400, 0, 1));
   model->forward(Tensor<float>(x));  // training mode: ActNorm's data-dependent init
@@ -271,6 +279,7 @@ TEST_CASE("the whole Glow bench config in float32 inverts to 1e-4") {
 }
 
 TEST_CASE("bits per dim") {
+  manual_seed(900);
   // A uniform density on [0,1)^D has log p = 0: exactly 8 bits per dimension.
   CHECK(flows::bits_per_dim(0.0, 784) == doctest::Approx(8.0));
   CHECK(flows::bits_per_dim(-784 * std::log(2.0), 784) == doctest::Approx(9.0));
@@ -281,6 +290,7 @@ TEST_CASE("bits per dim") {
 }
 
 TEST_CASE("worst errors per model") {
+  manual_seed(1000);
   for (auto& [name, e] : worst)
     MESSAGE(name << ": x->z->x " << e.inverse << ", z->x->z " << e.latent_inverse << ", logdet vs Jacobian "
                  << e.logdet);

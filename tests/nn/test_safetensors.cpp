@@ -281,6 +281,13 @@ TEST_CASE("Python reads our files and we read Python's") {
   const std::string ours = dir.file("ours.safetensors"), theirs = dir.file("theirs.safetensors");
   const auto tensors = sample_tensors();
   nn::save_safetensors(ours, tensors, {{"note", "from C++"}});
+  // A module file, loaded by torch.nn.Sequential.load_state_dict, must compute what we compute.
+  manual_seed(11);
+  auto net = mlp<float>(3, 16, 2);
+  const Tensor<float> x(normal<float>({5, 3}));
+  const std::string module_file = dir.file("mlp.safetensors"), io_file = dir.file("io.safetensors");
+  nn::save_module(module_file, *net);
+  nn::save_safetensors(io_file, nn::NamedValues{{"x", x.value()}, {"y", net->forward(x).value()}});
   // Reads ours with the reference's read_safetensors; writes theirs in the layout of the
   // safetensors package (compact JSON, __metadata__ first, sorted, padded to 8 bytes).
   const std::string script = dir.file("interop.py");
@@ -292,7 +299,13 @@ try:
 except ImportError:
     sys.exit(77)
 t = read_safetensors(sys.argv[2])
-print(json.dumps({k: [str(v.dtype), list(v.shape), v.flatten().tolist()] for k, v in t.items()}))
+seen = {k: [str(v.dtype), list(v.shape), v.flatten().tolist()] for k, v in t.items()}
+import torch
+net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+net.load_state_dict(read_safetensors(sys.argv[4]))
+io = read_safetensors(sys.argv[5])
+seen["mlp_max_abs_diff"] = (net(io["x"]) - io["y"]).abs().max().item()
+print(json.dumps(seen))
 arrays = {"b.weight": np.arange(6, dtype=np.float32).reshape(2, 3) / 7, "a.bias": np.array([1e-300, -2.5]),
           "a.count": np.array(5, dtype=np.int64), "img": np.arange(4, dtype=np.uint8)}
 kinds = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64", np.dtype(np.uint8): "U8"}
@@ -306,7 +319,7 @@ h += b" " * (-len(h) % 8)
 open(sys.argv[3], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 )";
   const std::string out = dir.file("out.json");
-  const std::string cmd = "/usr/bin/python3 " + script + " " + ref + " " + ours + " " + theirs + " > " + out;
+  const std::string cmd = "/usr/bin/python3 " + script + " " + ref + " " + ours + " " + theirs + " " + module_file + " " + io_file + " > " + out;
   const int status = std::system(cmd.c_str());
   if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
     MESSAGE("skipped: /usr/bin/python3 cannot import numpy and torch");
@@ -315,7 +328,8 @@ open(sys.argv[3], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
   REQUIRE(status == 0);
 
   const auto seen = nlohmann::json::parse(read_bytes(out));
-  CHECK(seen.size() == tensors.size());
+  CHECK(seen.size() == tensors.size() + 1);
+  CHECK(seen["mlp_max_abs_diff"].get<double>() < 1e-6);
   CHECK(seen["weights"][0] == "torch.float32");
   CHECK(seen["weights"][1] == nlohmann::json::array({2, 3}));
   CHECK(seen["weights"][2] == nlohmann::json::array({1.5, -2.0, 3.25, 0.0, double(1e-30f), -7.0}));

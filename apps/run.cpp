@@ -1,0 +1,128 @@
+#include "apps/run.hpp"
+
+#include <cmath>
+#include <filesystem>
+
+#include "autograd/random.hpp"
+#include "datasets/batching.hpp"
+#include "datasets/png.hpp"
+#include "flows/bits_per_dim.hpp"
+#include "nn/checkpoint.hpp"
+
+namespace flowgrad::app {
+
+namespace fs = std::filesystem;
+
+std::string resolve_checkpoint(const std::string& run_or_file) {
+  std::error_code ec;
+  if (fs::is_directory(run_or_file, ec)) {
+    const std::string path = (fs::path(run_or_file) / kCheckpointName).string();
+    if (!fs::is_regular_file(path, ec))
+      throw std::runtime_error(path + ": no checkpoint in the run directory " + run_or_file +
+                               " (expected the " + kCheckpointName + " that `flowgrad train` writes)");
+    return path;
+  }
+  if (!fs::exists(run_or_file, ec))
+    throw std::runtime_error(run_or_file + ": no such run directory or checkpoint file");
+  return run_or_file;
+}
+
+RunConfig read_run_config(const nn::Metadata& metadata, const std::string& path) {
+  auto format = metadata.find("format");
+  auto config = metadata.find("config");
+  if (format == metadata.end() || format->second != kCheckpointFormat || config == metadata.end())
+    throw std::runtime_error(path + ": not a flowgrad training checkpoint (expected metadata format '" +
+                             kCheckpointFormat + "' and a 'config'; found " +
+                             (format == metadata.end() ? std::string("no format") : "format '" + format->second + "'") +
+                             ")");
+  RunConfig c = run_config_from_json(config->second, path);
+  try {
+    validate_model(c.model);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": the model configuration in its metadata is not valid: " + e.what());
+  }
+  return c;
+}
+
+LoadedModel load_model_for_inference(const std::string& run_or_file) {
+  LoadedModel out;
+  out.path = resolve_checkpoint(run_or_file);
+  nn::SafeTensors file = nn::load_safetensors(out.path);
+  out.config = read_run_config(file.metadata, out.path);
+  out.model = build_model(out.config.model);
+  // The optimizer's tensors share the file; the model's are the rest.
+  nn::NamedValues model_part;
+  for (auto& [name, v] : file.tensors)
+    if (name.rfind("adam.", 0) != 0) model_part.emplace_back(name, std::move(v));
+  nn::load_module_state(*out.model, model_part,
+                        out.path + " (a " + describe(out.config.model) + " according to its metadata)");
+  out.model->eval();
+  if (auto s = file.metadata.find("step"); s != file.metadata.end()) out.step = std::stoll(s->second);
+  return out;
+}
+
+void check_image_shape(const ModelConfig& m, const data::ImageDataset& d) {
+  if (d.channels() != m.channels || d.height() != m.height || d.width() != m.width)
+    throw UsageError("the model expects " + std::to_string(m.channels) + "x" + std::to_string(m.height) + "x" +
+                     std::to_string(m.width) + " images, but " + d.source + " has " +
+                     std::to_string(d.channels()) + "x" + std::to_string(d.height()) + "x" +
+                     std::to_string(d.width()));
+}
+
+void to_model_shape(xt::xarray<float>& images, const flows::FlowModel<float>& model) {
+  Shape s{images.shape()[0]};
+  for (auto d : model.input_shape()) s.push_back(d);
+  images.reshape(s);
+}
+
+void to_image_shape(xt::xarray<float>& values, const ModelConfig& m) {
+  values.reshape({values.shape()[0], m.channels, m.height, m.width});
+}
+
+double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size) {
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGrad no_grad;
+  data::TestBatches batches(test, batch_size);
+  double total = 0;
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    xt::xarray<float> x = batches.batch<float>(i);
+    to_model_shape(x, model);
+    const Tensor<float> logp = model.log_prob(Tensor<float>(std::move(x)));
+    for (float lp : logp.value()) total += flows::bits_per_dim(double(lp), model.dims());
+  }
+  model.train(was_training);
+  return total / double(batches.images());
+}
+
+std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, const std::string& path,
+                          std::size_t n, double temperature, std::uint64_t seed) {
+  const std::string saved = generator_state();
+  const bool was_training = model.is_training();
+  model.eval();
+  xt::xarray<float> x;
+  try {
+    manual_seed(seed);
+    x = model.sample(n, float(temperature)).value();
+  } catch (...) {
+    set_generator_state(saved);
+    model.train(was_training);
+    throw;
+  }
+  set_generator_state(saved);
+  model.train(was_training);
+  to_image_shape(x, m);
+  const std::size_t columns = std::max<std::size_t>(1, std::size_t(std::ceil(std::sqrt(double(n)))));
+  return data::write_image_grid<float>(path, x, columns);
+}
+
+std::string with_commas(std::size_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace flowgrad::app

@@ -1,0 +1,81 @@
+// A training run's configuration: the model's architecture and the training recipe,
+// their defaults, their validation, their JSON form (stored in every checkpoint's
+// metadata, so a checkpoint rebuilds its own model), and building the model from it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "flows/model.hpp"
+
+namespace flowgrad::app {
+
+// A command line or configuration that cannot work; reported before any work is done.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// 0 (or "") in a size field means "the default for this model and image size".
+struct ModelConfig {
+  std::string name;            // nice, realnvp or glow
+  bool bench = false;          // the reference's architecture (torch_flows.py), at the data's image size
+  std::size_t channels = 1, height = 28, width = 28;
+  std::size_t levels = 0;      // glow: L; realnvp: scales
+  std::size_t flow_steps = 0;  // glow: K steps per level
+  std::size_t hidden = 0;      // glow: coupling width; realnvp: ResNet width; nice: MLP width
+  std::size_t couplings = 0;   // nice: couplings; realnvp: couplings per stage (the last scale has one more)
+  std::size_t blocks = 0;      // realnvp: residual blocks per s/t net
+  std::size_t layers = 0;      // nice: hidden layers per MLP
+  bool additive = false;       // glow: additive coupling instead of affine
+  bool learn_top = false;      // glow: learned top prior
+  std::string prior;           // nice: logistic or gaussian
+  double logit_alpha = 0;      // > 0: a logit layer first
+
+  std::size_t dims() const { return channels * height * width; }
+};
+
+struct TrainConfig {
+  std::string dataset, data_dir;  // data_dir "" = the dataset's default place
+  std::size_t batch = 64;
+  double lr = 1e-3;
+  std::int64_t warmup = 200;  // steps of linear warmup
+  double clip = 100;          // gradient-norm clipping; 0 = off
+  std::uint64_t seed = 0;
+  bool flip = false;          // random left-right flips
+  // Limits, counted over the whole run (a resumed run continues towards them); 0 = none.
+  std::size_t epochs = 0, steps = 0;
+  double minutes = 0;
+  std::size_t eval_every = 0;        // steps between evaluations besides each epoch's end; 0 = none
+  std::size_t checkpoint_every = 0;  // steps between checkpoints besides each evaluation; 0 = none
+};
+
+struct RunConfig {
+  ModelConfig model;
+  TrainConfig train;
+};
+
+// The image size a dataset is known to have (before its files are read).
+void nominal_image_shape(const std::string& dataset, std::size_t& channels, std::size_t& height,
+                         std::size_t& width);
+
+// Fills every 0 / "" size field with the default for the model and image size (or the
+// bench architecture). Throws UsageError when --bench-config meets explicit sizes.
+void fill_model_defaults(ModelConfig& m);
+// Every problem of an architecture (a model that does not fit the image size, zero sizes,
+// options that do not apply to the model), as one UsageError naming the options.
+void validate_model(const ModelConfig& m);
+void validate_train(const TrainConfig& t);
+
+std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m);
+// "glow: 2 levels x 4 steps, hidden 64, affine coupling, on 1x28x28"
+std::string describe(const ModelConfig& m);
+
+nlohmann::json to_json(const RunConfig& c);
+// Throws std::runtime_error naming `source` for a missing or mistyped field.
+RunConfig run_config_from_json(const std::string& text, const std::string& source);
+
+}  // namespace flowgrad::app
