@@ -7,11 +7,6 @@
 #include <map>
 #include <set>
 #include <stdexcept>
-#include <type_traits>
-
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include <xtensor/xbuilder.hpp>
 
@@ -208,10 +203,11 @@ struct AdamScalars {
   T b1, b2, one_b1, one_b2, neg_step, bias2_sqrt, eps, l2, shrink;
 };
 
-// Elements [from, n) of one Adam update, each op in torch's order.
+// One Adam update, each op in torch's order. The loop vectorizes (the build passes
+// -fno-math-errno, without which GCC will not vectorize std::sqrt).
 template <class T>
-void adam_scalar(T* p, const T* g, T* m, T* v, std::size_t from, std::size_t n, const AdamScalars<T>& s) {
-  for (std::size_t j = from; j < n; ++j) {
+void adam_span(T* p, const T* g, T* m, T* v, std::size_t n, const AdamScalars<T>& s) {
+  for (std::size_t j = 0; j < n; ++j) {
     const T pj = p[j] * s.shrink;
     const T gj = g[j] + s.l2 * pj;
     m[j] = m[j] * s.b1 + s.one_b1 * gj;
@@ -219,33 +215,6 @@ void adam_scalar(T* p, const T* g, T* m, T* v, std::size_t from, std::size_t n, 
     const T denom = std::sqrt(v[j]) / s.bias2_sqrt + s.eps;
     p[j] = pj + s.neg_step * m[j] / denom;
   }
-}
-
-// GCC vectorizes std::sqrt only under -fno-math-errno, and the scalar loop is 4x slower,
-// so floats on x86 take 4 lanes at a time: the same IEEE ops in the same order, hence
-// bit-identical to adam_scalar.
-template <class T>
-void adam_span(T* p, const T* g, T* m, T* v, std::size_t n, const AdamScalars<T>& s) {
-  std::size_t j = 0;
-#ifdef __SSE2__
-  if constexpr (std::is_same_v<T, float>) {
-    const __m128 b1 = _mm_set1_ps(s.b1), b2 = _mm_set1_ps(s.b2), one_b1 = _mm_set1_ps(s.one_b1),
-                 one_b2 = _mm_set1_ps(s.one_b2), neg_step = _mm_set1_ps(s.neg_step),
-                 bias2_sqrt = _mm_set1_ps(s.bias2_sqrt), eps = _mm_set1_ps(s.eps), l2 = _mm_set1_ps(s.l2),
-                 shrink = _mm_set1_ps(s.shrink);
-    for (; j + 4 <= n; j += 4) {
-      const __m128 pj = _mm_mul_ps(_mm_loadu_ps(p + j), shrink);
-      const __m128 gj = _mm_add_ps(_mm_loadu_ps(g + j), _mm_mul_ps(l2, pj));
-      const __m128 mj = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + j), b1), _mm_mul_ps(one_b1, gj));
-      const __m128 vj = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + j), b2), _mm_mul_ps(_mm_mul_ps(one_b2, gj), gj));
-      const __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vj), bias2_sqrt), eps);
-      _mm_storeu_ps(m + j, mj);
-      _mm_storeu_ps(v + j, vj);
-      _mm_storeu_ps(p + j, _mm_add_ps(pj, _mm_div_ps(_mm_mul_ps(neg_step, mj), denom)));
-    }
-  }
-#endif
-  adam_scalar(p, g, m, v, j, n, s);
 }
 
 }  // namespace

@@ -120,7 +120,7 @@ TEST_CASE_TEMPLATE("optimizers follow torch.optim for 5 steps", T, float, double
 }
 
 TEST_CASE("Adam's vectorized body and scalar tail compute the same bits") {
-  // 11 equal elements: on x86 the first 8 go through SSE lanes, the last 3 through scalar code.
+  // 11 equal elements: the vectorized loop takes the first 8, its scalar epilogue the last 3.
   Tensor<float> p(xt::xarray<float>(xt::ones<float>({11}) * 0.3f), true);
   nn::Adam<float> opt({{"p", p}}, 0.01, 0.9, 0.999, 1e-8, 0.1);
   for (int k = 0; k < 3; ++k) {
