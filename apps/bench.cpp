@@ -4,9 +4,11 @@
 // Prints one JSON line with the reference's fields plus peak RSS, achieved GFLOP/s and
 // OpenBLAS's kernel family.
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -18,6 +20,7 @@
 #include "apps/commands.hpp"
 #include "autograd/autograd.hpp"
 #include "autograd/blas.hpp"
+#include "autograd/memory.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/profile.hpp"
 #include "flows/models.hpp"
@@ -41,37 +44,67 @@ double product(const Shape& s, std::size_t from = 0, std::size_t to = std::size_
   return p;
 }
 
-// Multiply-adds (x2) of every conv2d, linear and matmul in the graph that ends at `loss`,
-// forward plus the backward products that will run (one per input that requires grad).
-// Read off the recorded graph, so it is exact for whatever the model does this step.
-double graph_flops(const Tensor<float>& loss) {
+struct GraphStats {
+  double flops = 0;                    // per step, forward + backward
+  std::map<std::string, double> bytes;  // values alive at the end of forward, by the op that made them
+};
+
+// Walks the graph that ends at `loss`. FLOPs: multiply-adds (x2) of every conv2d, linear
+// and matmul, forward plus the backward products that will run (one per input that
+// requires grad); read off the recorded graph, so exact for whatever the model did.
+// Bytes: every value the graph keeps alive until backward, parameters and the input
+// batch under "(leaves)".
+GraphStats graph_stats(const Tensor<float>& loss) {
   using Impl = TensorImpl<float>;
-  double flops = 0;
-  std::unordered_set<const Node<float>*> seen;
+  GraphStats st;
+  std::unordered_set<const Impl*> seen;
   std::vector<std::shared_ptr<Impl>> stack{loss.impl_ptr()};
   while (!stack.empty()) {
     auto t = std::move(stack.back());
     stack.pop_back();
+    if (!seen.insert(t.get()).second) continue;
     const auto& node = t->node;
-    if (!node || !seen.insert(node.get()).second) continue;
+    st.bytes[node ? node->name : "(leaves)"] += double(t->value.size() * sizeof(float));
+    if (!node) continue;
     const auto& in = node->inputs;
     double fwd = 0;
     if (node->name == "conv2d" && in.size() >= 2) {  // 2 * N*O*OH*OW * C*kh*kw
-      fwd = 2 * product(to_shape(t->value.shape())) * product(in[1].shape(), 1);
+      fwd = 2 * product(node->shape) * product(in[1].shape(), 1);
     } else if (node->name == "linear" && in.size() >= 2) {  // 2 * N * in * out
       fwd = 2 * product(in[0].shape()) * double(in[1].shape()[0]);
     } else if (node->name == "matmul" && in.size() == 2) {  // 2 * batch*m*n * k
-      fwd = 2 * product(to_shape(t->value.shape())) * double(in[0].shape().back());
+      fwd = 2 * product(node->shape) * double(in[0].shape().back());
     }
     if (fwd > 0) {
-      flops += fwd;
+      st.flops += fwd;
       for (std::size_t i = 0; i < std::min<std::size_t>(2, in.size()); ++i)
-        if (in[i].defined() && in[i].requires_grad()) flops += fwd;
+        if (in[i].defined() && in[i].requires_grad()) st.flops += fwd;
     }
     for (const auto& i : in)
-      if (i.defined() && i.impl().node) stack.push_back(i.impl_ptr());
+      if (i.defined()) stack.push_back(i.impl_ptr());
   }
-  return flops;
+  return st;
+}
+
+std::string memory_report(const GraphStats& st) {
+  std::vector<std::pair<std::string, double>> rows(st.bytes.begin(), st.bytes.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  double total = 0;
+  for (const auto& r : rows) total += r.second;
+  std::string out = "values alive at the end of forward, by the op that made them (MB):\n";
+  char line[120];
+  for (const auto& [op, bytes] : rows) {
+    std::snprintf(line, sizeof line, "  %-22s %9.1f\n", op.c_str(), bytes / 1048576.0);
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "  %-22s %9.1f\n", "total", total / 1048576.0);
+  return out + line;
+}
+
+double process_cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) / 1e6;
 }
 
 double peak_rss_mb() {
@@ -86,6 +119,7 @@ void run_bench(const BenchOptions& o) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
   set_num_threads(o.threads);  // OpenBLAS and our parallel_for alike
+  retain_freed_memory();       // steps re-use freed activations instead of faulting them in
   manual_seed(0);
   auto model = flows::make_bench_model<float>(o.model);
   model->set_actnorm_data_init(false);  // the reference's bench starts from the plain init
@@ -94,25 +128,30 @@ void run_bench(const BenchOptions& o) {
   for (auto s : model->input_shape()) shape.push_back(s);
   const Tensor<float> x(uniform<float>(shape, 0.0f, 1.0f));
 
-  double flops = 0;
+  GraphStats stats;
   auto step = [&](bool count) {
     opt.zero_grad();
     profile::mark("optimizer zero_grad");
     auto loss = -mean(model->log_prob(x));
-    if (count) flops = graph_flops(loss);
+    if (count) stats = graph_stats(loss);
     loss.backward();
     opt.step();
     profile::mark("optimizer step");
-    return loss.item();
+    const float value = loss.item();
+    loss = Tensor<float>();
+    profile::mark("free loss");
+    return value;
   };
   for (int i = 0; i < 3; ++i) step(i == 0);
   if (o.profile) profile::enable(true);
   std::vector<double> times;
+  const double cpu0 = process_cpu_ms();
   for (int i = 0; i < o.steps; ++i) {
     const auto t0 = Clock::now();
     step(false);
     times.push_back(ms_since(t0));
   }
+  const double cpu_per_step = (process_cpu_ms() - cpu0) / o.steps;
   if (o.profile) profile::enable(false);
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
@@ -132,13 +171,17 @@ void run_bench(const BenchOptions& o) {
   j["train_step_ms_min"] = times.front();
   j["forward_nograd_ms"] = forward_ms;
   j["images_per_s"] = o.batch / (median / 1000.0);
+  j["cpu_ms_per_step"] = cpu_per_step;  // all threads; at 1 thread, immune to other load
   j["peak_rss_mb"] = peak_rss_mb();
-  j["gflop_per_step"] = flops / 1e9;
-  j["gflops"] = flops / 1e9 / (median / 1000.0);
+  j["gflop_per_step"] = stats.flops / 1e9;
+  j["gflops"] = stats.flops / 1e9 / (median / 1000.0);
   j["blas_core"] = blas::core_name();
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
-  if (o.profile) std::fputs(profile::report(o.steps).c_str(), stderr);
+  if (o.profile) {
+    std::fputs(profile::report(o.steps).c_str(), stderr);
+    std::fputs(memory_report(stats).c_str(), stderr);
+  }
 }
 
 }  // namespace

@@ -11,6 +11,16 @@ struct CommandExit {
   int code;
 };
 
+// For unsigned options: CLI11 would read "-1" into one as 2^64 - 1.
+inline CLI::Validator non_negative() {
+  return CLI::Validator(
+      [](std::string& s) {
+        const auto first = s.find_first_not_of(" \t");
+        return first != std::string::npos && s[first] == '-' ? "must be >= 0, got " + s : std::string();
+      },
+      "", "NONNEGATIVE");
+}
+
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_sample_command(CLI::App& app);

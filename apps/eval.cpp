@@ -46,8 +46,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--dataset", a->dataset, "Evaluate on another dataset of the same image size (default: the run's)")
       ->check(CLI::IsMember({"fashion-mnist", "mnist", "cifar10"}));
   cmd->add_option("--data-dir", a->data_dir, "Folder of the dataset's files (default: the run's)");
-  cmd->add_option("--batch", a->batch, "Images per forward pass")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", a->batch, "Images per forward pass")->check(non_negative())->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative());
   cmd->callback([a] { run_eval(*a); });
 }
 

@@ -19,8 +19,8 @@ void add_export_check_command(CLI::App& app) {
       "export-check", "Write a bench model, an input batch, log p and gradients for torch_flows.py --verify");
   cmd->add_option("--model", a->model, "nice, realnvp or glow")->required()->check(CLI::IsMember({"nice", "realnvp", "glow"}));
   cmd->add_option("--out", a->out, "safetensors file to write")->required();
-  cmd->add_option("--seed", a->seed, "Random seed")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--batch", a->batch, "Examples in the input batch")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Random seed")->check(non_negative())->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Examples in the input batch")->check(non_negative())->capture_default_str();
   cmd->callback([a] {
     if (a->batch == 0) throw UsageError("--batch must be positive, got 0");
     const flows::ExportCheckSummary s = flows::export_check(a->model, a->out, a->seed, a->batch);

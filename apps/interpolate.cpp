@@ -85,11 +85,11 @@ void add_interpolate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("interpolate", "Decode points on the line between the latents of two test images");
   cmd->add_option("run", a->run, "A run directory (its checkpoint.safetensors) or a checkpoint file")->required();
   cmd->add_option("--out", a->out, "PNG file to write")->required();
-  cmd->add_option("--pairs", a->pairs, "Pairs of test images, one row each")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--steps", a->steps, "Points per row, both ends included")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--first", a->first, "Index of the first test image")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--pairs", a->pairs, "Pairs of test images, one row each")->check(non_negative())->capture_default_str();
+  cmd->add_option("--steps", a->steps, "Points per row, both ends included")->check(non_negative())->capture_default_str();
+  cmd->add_option("--first", a->first, "Index of the first test image")->check(non_negative())->capture_default_str();
   cmd->add_option("--data-dir", a->data_dir, "Folder of the dataset's files (default: the run's)");
-  cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative());
   cmd->callback([a] { run_interpolate(*a); });
 }
 

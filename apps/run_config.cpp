@@ -80,7 +80,7 @@ void fill_model_defaults(ModelConfig& m) {
     set(m.levels, m.bench ? 2 : (fit >= 1 ? 2 : 1));
     set(m.couplings, m.bench ? 3 : 2);
     set(m.hidden, m.bench ? 64 : 32);
-    set(m.blocks, m.bench ? 4 : 2);
+    set(m.blocks, m.bench ? 4 : 1);
   } else {
     set(m.hidden, m.bench ? 1000 : 500);
     set(m.layers, m.bench ? 5 : 4);

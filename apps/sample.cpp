@@ -39,9 +39,9 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "PNG file to write")->required();
   cmd->add_option("--temperature", a->temperature, "Scales the prior's standard deviation (0.7 looks cleaner)")
       ->capture_default_str();
-  cmd->add_option("--n", a->n, "Number of samples")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--seed", a->seed, "Random seed")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--n", a->n, "Number of samples")->check(non_negative())->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Random seed")->check(non_negative())->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative());
   cmd->callback([a] { run_sample(*a); });
 }
 

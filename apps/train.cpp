@@ -17,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 #include "apps/commands.hpp"
 #include "apps/curve_svg.hpp"
@@ -38,9 +39,15 @@ namespace fs = std::filesystem;
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
+// The first signal asks for a checkpoint and a clean stop after the current step. A
+// third one ends the program at once (not the second: `timeout` and a terminal may
+// deliver the same signal twice, to the process and to its group).
 extern "C" void on_interrupt(int sig) {
-  g_interrupted = sig;
-  std::signal(sig, SIG_DFL);  // a second Ctrl-C ends the program at once
+  g_interrupted = g_interrupted + 1;
+  if (g_interrupted >= 3) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
 }
 
 struct TrainArgs {
@@ -86,6 +93,12 @@ void restore(Generator& g, const std::string& state, const std::string& what) {
 std::string exact(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string general(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
 }
 
@@ -146,6 +159,22 @@ std::string meta(const nn::Metadata& m, const std::string& key, const std::strin
   auto it = m.find(key);
   if (it == m.end()) throw std::runtime_error(path + ": metadata '" + key + "' is missing: cannot resume from it");
   return it->second;
+}
+
+// A number from the metadata; a clear error naming the key for anything else.
+template <class N>
+N meta_number(const nn::Metadata& m, const std::string& key, const std::string& path) {
+  const std::string text = meta(m, key, path);
+  try {
+    std::size_t used = 0;
+    N v;
+    if constexpr (std::is_floating_point_v<N>) v = N(std::stod(text, &used));
+    else if constexpr (std::is_signed_v<N>) v = N(std::stoll(text, &used));
+    else v = N(std::stoull(text, &used));
+    if (used == text.size() && (std::is_signed_v<N> || text.find('-') == std::string::npos)) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::runtime_error(path + ": metadata '" + key + "' is not a valid number: '" + text + "'");
 }
 
 void check_resume_options(const TrainArgs& a, const RunConfig& stored, const std::string& path) {
@@ -245,26 +274,35 @@ void run_train(TrainArgs& a) {
       throw std::runtime_error(std::string(e.what()) + " (the checkpoint does not fit the " + describe(cfg.model) +
                                " its own metadata describes)");
     }
-    st.epochs_done = std::stoull(meta(ckpt_meta, "epoch", ckpt_path));
-    st.batch_in_epoch = std::stoull(meta(ckpt_meta, "batch_in_epoch", ckpt_path));
+    st.epochs_done = meta_number<std::size_t>(ckpt_meta, "epoch", ckpt_path);
+    st.batch_in_epoch = meta_number<std::size_t>(ckpt_meta, "batch_in_epoch", ckpt_path);
     st.shuffle_epoch_start = meta(ckpt_meta, "shuffle_rng", ckpt_path);
     restore(shuffle_rng, st.shuffle_epoch_start, ckpt_path + ": metadata 'shuffle_rng'");
     restore(noise_rng, meta(ckpt_meta, "noise_rng", ckpt_path), ckpt_path + ": metadata 'noise_rng'");
-    st.seconds_before = std::stod(meta(ckpt_meta, "seconds", ckpt_path));
-    st.bpd_sum = std::stod(meta(ckpt_meta, "bpd_sum", ckpt_path));
-    st.bpd_count = std::stoull(meta(ckpt_meta, "bpd_count", ckpt_path));
-    st.last_eval_step = std::stoll(meta(ckpt_meta, "last_eval_step", ckpt_path));
+    st.seconds_before = meta_number<double>(ckpt_meta, "seconds", ckpt_path);
+    st.bpd_sum = meta_number<double>(ckpt_meta, "bpd_sum", ckpt_path);
+    st.bpd_count = meta_number<std::size_t>(ckpt_meta, "bpd_count", ckpt_path);
+    st.last_eval_step = meta_number<std::int64_t>(ckpt_meta, "last_eval_step", ckpt_path);
     metrics = read_metrics(metrics_path, opt.step_count());
   } else {
     fs::create_directories(run_dir);
     st.shuffle_epoch_start = state_of(shuffle_rng);
   }
-  write_text_atomically((fs::path(run_dir) / "config.json").string(), to_json(cfg).dump(2) + "\n");
 
   data::Batcher batcher(train, {cfg.train.batch, true, cfg.train.flip}, shuffle_rng);
   const std::size_t per_epoch = batcher.batches_per_epoch();
   data::Batch batch;
+  if (resume) {
+    const auto images = meta_number<std::size_t>(ckpt_meta, "train_images", ckpt_path);
+    if (images != train.size())
+      throw UsageError(train.source + " has " + std::to_string(train.size()) + " images, but the run in " + run_dir +
+                       " was trained on " + std::to_string(images) + ": it can only resume on the same data");
+    if (st.batch_in_epoch >= per_epoch)
+      throw std::runtime_error(ckpt_path + ": metadata 'batch_in_epoch' " + std::to_string(st.batch_in_epoch) +
+                               " is past the end of an epoch of " + std::to_string(per_epoch) + " batches");
+  }
   for (std::size_t i = 0; i < st.batch_in_epoch; ++i) batcher.next(batch);  // replay the epoch's draws
+  write_text_atomically((fs::path(run_dir) / "config.json").string(), to_json(cfg).dump(2) + "\n");
 
   const std::int64_t first_step = opt.step_count();
   std::int64_t last_checkpoint_step = first_step;
@@ -284,6 +322,7 @@ void run_train(TrainArgs& a) {
                    {"bpd_sum", exact(st.bpd_sum)},
                    {"bpd_count", std::to_string(st.bpd_count)},
                    {"last_eval_step", std::to_string(st.last_eval_step)},
+                   {"train_images", std::to_string(train.size())},
                    {"producer", std::string("flowgrad ") + FLOWGRAD_VERSION}};
     nn::save_checkpoint(ckpt_file, *model, opt, m);
     last_checkpoint_step = opt.step_count();
@@ -308,8 +347,9 @@ void run_train(TrainArgs& a) {
   if (t.epochs) limits += std::to_string(t.epochs) + (t.epochs == 1 ? " epoch" : " epochs");
   if (t.steps) limits += (limits.empty() ? "" : " or ") + std::to_string(t.steps) + " steps";
   if (t.minutes > 0) limits += (limits.empty() ? "" : " or ") + fixed(t.minutes, 1) + " minutes";
-  std::printf("%s %s: until %s, whichever comes first\n", resume ? "resuming" : "writing", run_dir.c_str(),
-              limits.c_str());
+  const bool several = (t.epochs ? 1 : 0) + (t.steps ? 1 : 0) + (t.minutes > 0 ? 1 : 0) > 1;
+  std::printf("%s %s: until %s%s\n", resume ? "resuming" : "writing", run_dir.c_str(), limits.c_str(),
+              several ? ", whichever comes first" : "");
   if (resume)
     std::printf("resumed at step %lld (epoch %zu, batch %zu of %zu)\n", (long long)first_step, st.epochs_done + 1,
                 st.batch_in_epoch, per_epoch);
@@ -346,7 +386,7 @@ void run_train(TrainArgs& a) {
       if (n) bad += "; " + name + ": " + std::to_string(n) + " of 64 samples not finite (drawn as grey tiles)";
     }
     const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    progress.print_line("step " + std::to_string(step) + "  epoch " + fixed(metrics.back().epoch, 2) + "  train " +
+    progress.print_line("step " + std::to_string(step) + " (" + fixed(metrics.back().epoch, 2) + " epochs)  train " +
                         fixed(train_bpd, 4) + "  test " + fixed(test_bpd, 4) + " bits/dim  (" +
                         format_duration(step_seconds) + ", eval " + fixed(eval_s, 1) + " s)" + bad);
   };
@@ -384,7 +424,7 @@ void run_train(TrainArgs& a) {
     auto diverged = [&](const std::string& what) {
       progress.finish();
       return std::runtime_error("step " + std::to_string(step + 1) + ": " + what +
-                                ": training diverged and stops here. Try a lower --lr (now " + fixed(t.lr, 6) +
+                                ": training diverged and stops here. Try a lower --lr (now " + general(t.lr) +
                                 ") or a longer --warmup (now " + std::to_string(t.warmup) +
                                 " steps). The last good checkpoint, " + ckpt_file + " (step " +
                                 std::to_string(last_checkpoint_step) + "), is kept");
@@ -432,7 +472,7 @@ void run_train(TrainArgs& a) {
   std::signal(SIGTERM, SIG_DFL);
   progress.finish();
   const std::string dir = run_dir + (run_dir.empty() || run_dir.back() == '/' ? "" : "/");
-  std::printf("done: step %lld, epoch %s, %s\n", (long long)opt.step_count(),
+  std::printf("done: step %lld (%s epochs), %s\n", (long long)opt.step_count(),
               fixed(metrics.back().epoch, 2).c_str(), format_duration(seconds()).c_str());
   std::printf("test bits/dim: %s (%s test images)\n", fixed(last_test_bpd, 4).c_str(), with_commas(test.size()).c_str());
   std::printf("samples: %ssamples_T0.7.png %ssamples_T1.0.png\n", dir.c_str(), dir.c_str());
@@ -446,6 +486,7 @@ void run_train(TrainArgs& a) {
 void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a flow on an image dataset, writing a run directory");
+  cmd->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a later value wins
   cmd->footer(
       "Writes RUN_DIR/{config.json, metrics.jsonl, curve.svg, samples_T0.7.png, samples_T1.0.png,\n"
       "checkpoint.safetensors}. Evaluates test bits/dim on the whole test set at each epoch's end, every\n"
@@ -456,7 +497,7 @@ void add_train_command(CLI::App& app) {
   auto& t = a->config.train;
   auto add = [&](CLI::Option* o) { a->options[o->get_name()] = o; return o; };
   // CLI11 reads "-1" into an unsigned option as 2^64 - 1: those options refuse negatives first.
-  auto count = [&](CLI::Option* o) { return add(o->check(CLI::NonNegativeNumber)); };
+  auto count = [&](CLI::Option* o) { return add(o->check(non_negative())); };
   add(cmd->add_option("--model", m.name, "nice, realnvp or glow"))
       ->check(CLI::IsMember({"nice", "realnvp", "glow"}))->group("Run");
   add(cmd->add_option("--dataset", t.dataset, "fashion-mnist, mnist or cifar10"))
@@ -474,7 +515,7 @@ void add_train_command(CLI::App& app) {
   count(cmd->add_option("--flow-steps", m.flow_steps, "glow: steps K per level (default 4)"))->group(size);
   count(cmd->add_option("--hidden", m.hidden, "Width of the inner nets (glow 64, realnvp 32, nice 500)"))->group(size);
   count(cmd->add_option("--couplings", m.couplings, "nice: couplings (4); realnvp: couplings per stage (2)"))->group(size);
-  count(cmd->add_option("--blocks", m.blocks, "realnvp: residual blocks per s/t net (2)"))->group(size);
+  count(cmd->add_option("--blocks", m.blocks, "realnvp: residual blocks per s/t net (1)"))->group(size);
   count(cmd->add_option("--layers", m.layers, "nice: hidden layers per coupling MLP (4)"))->group(size);
   add(cmd->add_flag("--additive", m.additive, "glow: additive instead of affine coupling"))->group(size);
   add(cmd->add_flag("--learn-top", m.learn_top, "glow: learned top prior"))->group(size);
@@ -493,7 +534,7 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--minutes", t.minutes, "Stop after this many minutes of wall time in all"))->group(limits);
   count(cmd->add_option("--eval-every", t.eval_every, "Also evaluate every N steps (0: at epoch ends only)"))->group(limits);
   count(cmd->add_option("--checkpoint-every", t.checkpoint_every, "Also checkpoint every N steps (0: at evaluations)"))->group(limits);
-  add(cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber))->group(limits);
+  add(cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative()))->group(limits);
   count(cmd->add_option("--debug-nan-at-step", a->debug_nan_at_step, "Test hook: make that step's loss NaN"))->group("");
   cmd->callback([a] { run_train(*a); });
 }

@@ -60,11 +60,10 @@ Geometry geometry(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& 
 
 // A per-thread buffer that only grows: the column matrices of every conv reuse it.
 template <class T>
-T* scratch(int which, std::size_t size) {
-  thread_local std::vector<T> buffers[2];
-  auto& b = buffers[which];
-  if (b.size() < size) b.resize(size);
-  return b.data();
+T* column_buffer(std::size_t size) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer.data();
 }
 
 // The output columns [lo, hi) whose input column ow*s - p + j falls inside [0, w).
@@ -75,6 +74,42 @@ inline void valid_range(const Geometry& g, std::size_t j, std::size_t& lo, std::
   lo = std::min(lo, hi);
 }
 
+// A "same" conv (stride 1, output as wide as the input, e.g. 3x3 pad 1) shifts each
+// channel plane by one offset per kernel tap: a row of the column matrix is then one
+// contiguous copy of the plane, plus zeros where the tap falls in the padding.
+// Span for tap (i, j), block rows [oh0, oh1): col row[k] <-> plane[k + shift], k in [lo, hi),
+// after clamping to the plane (what is clamped off lies in the zeroed edge columns).
+struct Span {
+  long shift;
+  std::size_t row_lo, row_hi;  // block rows whose input row exists
+  std::size_t lo, hi;          // the copyable part of the row, flattened
+};
+inline bool same_width(const Geometry& g) { return g.stride == 1 && g.ow == g.w; }
+inline Span same_width_span(const Geometry& g, std::size_t i, std::size_t j, std::size_t oh0,
+                            std::size_t oh1) {
+  const long ph = long(g.pad_h), W = long(g.w);
+  Span sp;
+  sp.shift = (long(oh0) + long(i) - ph) * W + long(j) - long(g.pad_w);
+  sp.row_lo = std::size_t(std::clamp(ph - long(i), long(oh0), long(oh1))) - oh0;
+  sp.row_hi = std::size_t(std::clamp(long(g.h) + ph - long(i), long(oh0), long(oh1))) - oh0;
+  sp.row_hi = std::max(sp.row_hi, sp.row_lo);
+  const long plane = long(g.h) * W;
+  sp.lo = std::size_t(std::clamp(-sp.shift, long(sp.row_lo) * W, long(sp.row_hi) * W));
+  sp.hi = std::size_t(std::clamp(plane - sp.shift, long(sp.lo), long(sp.row_hi) * W));
+  return sp;
+}
+
+// Columns [0, lo) and [hi, ow) of the span's rows: a column at a time down the rows, as
+// they are only k/2 wide (a loop along a row would become a memset call per row).
+template <class T>
+void zero_padding_columns(T* row, const Geometry& g, const Span& sp, std::size_t lo,
+                          std::size_t hi) {
+  for (std::size_t k = 0; k < lo; ++k)
+    for (std::size_t r = sp.row_lo; r < sp.row_hi; ++r) row[r * g.ow + k] = T(0);
+  for (std::size_t k = hi; k < g.ow; ++k)
+    for (std::size_t r = sp.row_lo; r < sp.row_hi; ++r) row[r * g.ow + k] = T(0);
+}
+
 // Output rows [oh0, oh1) of the column matrix, into col with (oh1 - oh0) * ow columns.
 template <class T>
 void im2col(const T* img, const Geometry& g, std::size_t oh0, std::size_t oh1, T* col) {
@@ -83,8 +118,17 @@ void im2col(const T* img, const Geometry& g, std::size_t oh0, std::size_t oh1, T
     for (std::size_t i = 0; i < g.kh; ++i)
       for (std::size_t j = 0; j < g.kw; ++j) {
         T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
+        const T* plane = img + c * g.h * g.w;
         std::size_t lo, hi;
         valid_range(g, j, lo, hi);
+        if (same_width(g)) {
+          const Span sp = same_width_span(g, i, j, oh0, oh1);
+          std::fill(row, row + sp.lo, T(0));
+          std::memcpy(row + sp.lo, plane + (long(sp.lo) + sp.shift), (sp.hi - sp.lo) * sizeof(T));
+          std::fill(row + sp.hi, row + cols, T(0));
+          zero_padding_columns(row, g, sp, lo, hi);
+          continue;
+        }
         const long shift = long(j) - long(g.pad_w);  // input column = ow*s + shift
         for (std::size_t oh = oh0; oh < oh1; ++oh) {
           T* out = row + (oh - oh0) * g.ow;
@@ -93,7 +137,7 @@ void im2col(const T* img, const Geometry& g, std::size_t oh0, std::size_t oh1, T
             std::fill(out, out + g.ow, T(0));
             continue;
           }
-          const T* src = img + (c * g.h + std::size_t(ih)) * g.w;
+          const T* src = plane + std::size_t(ih) * g.w;
           std::fill(out, out + lo, T(0));
           if (g.stride == 1)
             std::memcpy(out + lo, src + (long(lo) + shift), (hi - lo) * sizeof(T));
@@ -105,21 +149,31 @@ void im2col(const T* img, const Geometry& g, std::size_t oh0, std::size_t oh1, T
 }
 
 // The adjoint of im2col: img += every column entry at the pixel it was copied from.
+// Clobbers col's padding entries (a "same" conv zeroes them to add whole rows at once).
 template <class T>
-void col2im(const T* col, const Geometry& g, std::size_t oh0, std::size_t oh1, T* img) {
+void col2im(T* col, const Geometry& g, std::size_t oh0, std::size_t oh1, T* img) {
   const std::size_t cols = (oh1 - oh0) * g.ow;
   for (std::size_t c = 0; c < g.c; ++c)
     for (std::size_t i = 0; i < g.kh; ++i)
       for (std::size_t j = 0; j < g.kw; ++j) {
-        const T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
+        T* row = col + ((c * g.kh + i) * g.kw + j) * cols;
+        T* plane = img + c * g.h * g.w;
         std::size_t lo, hi;
         valid_range(g, j, lo, hi);
+        if (same_width(g)) {
+          const Span sp = same_width_span(g, i, j, oh0, oh1);
+          zero_padding_columns(row, g, sp, lo, hi);
+          T* d = plane + (long(sp.lo) + sp.shift);
+          const T* in = row + sp.lo;
+          for (std::size_t k = 0; k < sp.hi - sp.lo; ++k) d[k] += in[k];
+          continue;
+        }
         const long shift = long(j) - long(g.pad_w);
         for (std::size_t oh = oh0; oh < oh1; ++oh) {
           const long ih = long(oh * g.stride) - long(g.pad_h) + long(i);
           if (ih < 0 || ih >= long(g.h)) continue;
           const T* in = row + (oh - oh0) * g.ow;
-          T* dst = img + (c * g.h + std::size_t(ih)) * g.w;
+          T* dst = plane + std::size_t(ih) * g.w;
           if (g.stride == 1) {  // contiguous: lets the compiler vectorise
             T* d = dst + (long(lo) + shift);
             for (std::size_t k = 0; k < hi - lo; ++k) d[k] += in[lo + k];
@@ -161,7 +215,7 @@ void forward_image(const Geometry& g, const T* xn, const T* w, const T* b, T* yn
     return;
   }
   const std::size_t rows = rows_per_block(g, sizeof(T));
-  T* col = scratch<T>(0, g.patch() * rows * g.ow);
+  T* col = column_buffer<T>(g.patch() * rows * g.ow);
   for (std::size_t oh0 = 0; oh0 < g.oh; oh0 += rows) {
     const std::size_t oh1 = std::min(g.oh, oh0 + rows);
     const int n = int((oh1 - oh0) * g.ow);
@@ -180,7 +234,7 @@ void backward_image(const Geometry& g, const T* xn, const T* w, const T* gn, T* 
     return;
   }
   const std::size_t rows = rows_per_block(g, sizeof(T));
-  T* col = scratch<T>(0, g.patch() * rows * g.ow);
+  T* col = column_buffer<T>(g.patch() * rows * g.ow);
   if (dxn) std::fill(dxn, dxn + g.in_image(), T(0));
   for (std::size_t oh0 = 0; oh0 < g.oh; oh0 += rows) {
     const std::size_t oh1 = std::min(g.oh, oh0 + rows);

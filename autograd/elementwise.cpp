@@ -1,27 +1,18 @@
 #include "autograd/elementwise.hpp"
 
-#include <xtensor/xbroadcast.hpp>
-#include <xtensor/xmath.hpp>
-#include <xtensor/xreducer.hpp>
+#include <algorithm>
+#include <cmath>
+#include <functional>
 
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 
 namespace flowgrad {
 
-using xt::evaluation_strategy::immediate;
-
 template <class T>
 xt::xarray<T> sum_to_shape(const xt::xarray<T>& g, const Shape& shape) {
-  const Shape gs = to_shape(g.shape());
-  if (gs == shape) return g;
-  // Leading axes that broadcasting added, then axes stretched from 1.
-  const std::size_t lead = gs.size() - shape.size();
-  std::vector<std::size_t> axes;
-  for (std::size_t i = 0; i < gs.size(); ++i)
-    if (i < lead || (shape[i - lead] == 1 && gs[i] != 1)) axes.push_back(i);
-  xt::xarray<T> s = xt::sum(g, axes, immediate);
-  s.reshape(shape);
-  return s;
+  if (to_shape(g.shape()) == shape) return g;
+  return kernels::sum_to(g, shape);
 }
 
 namespace {
@@ -38,66 +29,115 @@ Shape broadcast_shape(const char* op, const Shape& a, const Shape& b) {
   }
   return out;
 }
+
+// The gradient that flows to an input of shape `in` from g: g itself when nothing was
+// broadcast (moved out of g when this is its last use), else g summed down to `in`.
+template <class T>
+xt::xarray<T> reduced(xt::xarray<T>& g, const Shape& in, bool last_use) {
+  if (to_shape(g.shape()) != in) return kernels::sum_to(g, in);
+  return last_use ? std::move(g) : xt::xarray<T>(g);
+}
+
+// d/d(input) of f(g, other) summed down to the input's shape: fused when `other` has
+// the gradient's shape (no temporary of the full size), else through a broadcast copy.
+// g[i] = f(g[i], x[i]) in place, and g itself becomes the input's gradient: the engine
+// drops g after the closure anyway, so its buffer is reused instead of allocating another.
+template <class T, class F>
+xt::xarray<T> into_grad(xt::xarray<T>& g, const xt::xarray<T>& x, F f) {
+  kernels::update(g, x, f);
+  return std::move(g);
+}
+
+template <class T, class F>
+xt::xarray<T> reduced_product(const xt::xarray<T>& g, const xt::xarray<T>& other, const Shape& in, F f) {
+  const Shape gs = to_shape(g.shape());
+  if (to_shape(other.shape()) == gs) {
+    if (gs == in) return kernels::zip(g, other, f);
+    return kernels::reduce_to(g, other, in, f);
+  }
+  if (gs == in) return kernels::broadcast_zip(g, other, gs, f);
+  return kernels::reduce_to(g, kernels::broadcast_to(other, gs), in, f);
+}
 }  // namespace
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
-  broadcast_shape("add", a.shape(), b.shape());
-  return record<T>("add", a.value() + b.value(), {a, b}, [a, b](const auto& g, const auto&) {
-    if (a.requires_grad()) a.accumulate_grad(sum_to_shape(g, a.shape()));
-    if (b.requires_grad()) b.accumulate_grad(sum_to_shape(g, b.shape()));
-  });
+  const Shape out = broadcast_shape("add", a.shape(), b.shape());
+  return record<T>("add", kernels::broadcast_zip(a.value(), b.value(), out, std::plus<T>()), {a, b},
+                   [da = sink(a), db = sink(b), sa = a.shape(), sb = b.shape()](auto& g, const auto&) {
+    const bool ga = da.requires_grad(), gb = db.requires_grad();
+    if (ga) da.accumulate_grad(reduced(g, sa, !gb));
+    if (gb) db.accumulate_grad(reduced(g, sb, true));
+  }, false);
 }
 
 template <class T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
-  broadcast_shape("sub", a.shape(), b.shape());
-  return record<T>("sub", a.value() - b.value(), {a, b}, [a, b](const auto& g, const auto&) {
-    if (a.requires_grad()) a.accumulate_grad(sum_to_shape(g, a.shape()));
-    if (b.requires_grad()) b.accumulate_grad(-sum_to_shape(g, b.shape()));
-  });
+  const Shape out = broadcast_shape("sub", a.shape(), b.shape());
+  return record<T>("sub", kernels::broadcast_zip(a.value(), b.value(), out, std::minus<T>()), {a, b},
+                   [da = sink(a), db = sink(b), sa = a.shape(), sb = b.shape()](auto& g, const auto&) {
+    if (da.requires_grad()) da.accumulate_grad(reduced(g, sa, !db.requires_grad()));
+    if (db.requires_grad()) {
+      xt::xarray<T> gb = reduced(g, sb, true);
+      kernels::update(gb, gb, [](T v, T) { return -v; });
+      db.accumulate_grad(std::move(gb));
+    }
+  }, false);
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
-  broadcast_shape("mul", a.shape(), b.shape());
-  return record<T>("mul", a.value() * b.value(), {a, b}, [a, b](const auto& g, const auto&) {
-    if (a.requires_grad()) a.accumulate_grad(sum_to_shape<T>(g * b.value(), a.shape()));
-    if (b.requires_grad()) b.accumulate_grad(sum_to_shape<T>(g * a.value(), b.shape()));
-  });
+  const Shape out = broadcast_shape("mul", a.shape(), b.shape());
+  return record<T>("mul", kernels::broadcast_zip(a.value(), b.value(), out, std::multiplies<T>()), {a, b},
+                   [a, b](auto& g, const auto&) {
+    auto times = [](T gv, T v) { return gv * v; };
+    if (a.requires_grad()) a.accumulate_grad(reduced_product(g, b.value(), a.shape(), times));
+    if (b.requires_grad()) b.accumulate_grad(reduced_product(g, a.value(), b.shape(), times));
+  }, false);
 }
 
 template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
-  broadcast_shape("div", a.shape(), b.shape());
-  return record<T>("div", a.value() / b.value(), {a, b}, [a, b](const auto& g, const auto& y) {
-    if (a.requires_grad()) a.accumulate_grad(sum_to_shape<T>(g / b.value(), a.shape()));
-    if (b.requires_grad()) b.accumulate_grad(sum_to_shape<T>(-g * y / b.value(), b.shape()));
+  const Shape out = broadcast_shape("div", a.shape(), b.shape());
+  return record<T>("div", kernels::broadcast_zip(a.value(), b.value(), out, std::divides<T>()), {a, b},
+                   [da = sink(a), sa = a.shape(), b](auto& g, const auto& y) {
+    if (da.requires_grad())
+      da.accumulate_grad(reduced_product(g, b.value(), sa, [](T gv, T bv) { return gv / bv; }));
+    if (b.requires_grad()) {  // d(a/b)/db = -y / b
+      const xt::xarray<T> gy = into_grad(g, y, [](T gv, T yv) { return -gv * yv; });
+      b.accumulate_grad(reduced_product(gy, b.value(), b.shape(), [](T v, T bv) { return v / bv; }));
+    }
   });
 }
 
 template <class T>
 Tensor<T> add(const Tensor<T>& a, T b) {
-  return record<T>("add_scalar", a.value() + b, {a},
-                   [a](const auto& g, const auto&) { a.accumulate_grad(g); });
+  return record<T>("add_scalar", kernels::map(a.value(), [b](T v) { return v + b; }), {a},
+                   [da = sink(a)](auto& g, const auto&) { da.accumulate_grad(std::move(g)); }, false);
 }
 
 template <class T>
 Tensor<T> mul(const Tensor<T>& a, T b) {
-  return record<T>("mul_scalar", a.value() * b, {a},
-                   [a, b](const auto& g, const auto&) { a.accumulate_grad(g * b); });
+  return record<T>("mul_scalar", kernels::map(a.value(), [b](T v) { return v * b; }), {a},
+                   [da = sink(a), b](auto& g, const auto&) {
+    da.accumulate_grad(into_grad(g, g, [b](T v, T) { return v * b; }));
+  }, false);
 }
 
 template <class T>
 Tensor<T> rsub(T a, const Tensor<T>& b) {
-  return record<T>("rsub_scalar", a - b.value(), {b},
-                   [b](const auto& g, const auto&) { b.accumulate_grad(-g); });
+  return record<T>("rsub_scalar", kernels::map(b.value(), [a](T v) { return a - v; }), {b},
+                   [db = sink(b)](auto& g, const auto&) {
+    db.accumulate_grad(into_grad(g, g, [](T v, T) { return -v; }));
+  }, false);
 }
 
 template <class T>
 Tensor<T> rdiv(T a, const Tensor<T>& b) {
-  return record<T>("rdiv_scalar", a / b.value(), {b}, [b](const auto& g, const auto& y) {
-    b.accumulate_grad(-g * y / b.value());
+  return record<T>("rdiv_scalar", kernels::map(b.value(), [a](T v) { return a / v; }), {b},
+                   [b](auto& g, const auto& y) {  // d(a/b)/db = -y / b
+    const xt::xarray<T> gy = into_grad(g, y, [](T gv, T yv) { return -gv * yv; });
+    b.accumulate_grad(kernels::zip(gy, b.value(), [](T v, T bv) { return v / bv; }));
   });
 }
 
@@ -107,91 +147,118 @@ Tensor<T> mul(const Tensor<T>& a, const xt::xarray<T>& mask) {
   if (out != a.shape())
     throw ShapeError("mul_mask: mask of shape " + shape_str(to_shape(mask.shape())) +
                      " would change the shape " + shape_str(a.shape()));
-  return record<T>("mul_mask", a.value() * mask, {a},
-                   [a, mask](const auto& g, const auto&) { a.accumulate_grad(g * mask); });
+  auto times = std::multiplies<T>();
+  return record<T>("mul_mask", kernels::broadcast_zip(a.value(), mask, out, times), {a},
+                   [da = sink(a), mask, out, times](auto& g, const auto&) {
+    da.accumulate_grad(kernels::broadcast_zip(g, mask, out, times));
+  }, false);
 }
 
 template <class T>
 Tensor<T> neg(const Tensor<T>& a) {
-  return record<T>("neg", -a.value(), {a},
-                   [a](const auto& g, const auto&) { a.accumulate_grad(-g); });
+  return record<T>("neg", kernels::map(a.value(), [](T v) { return -v; }), {a},
+                   [da = sink(a)](auto& g, const auto&) {
+    da.accumulate_grad(into_grad(g, g, [](T v, T) { return -v; }));
+  }, false);
 }
 
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
-  return record<T>("exp", xt::exp(a.value()), {a},
-                   [a](const auto& g, const auto& y) { a.accumulate_grad(g * y); });
+  return record<T>("exp", kernels::map(a.value(), [](T v) { return std::exp(v); }), {a},
+                   [da = sink(a)](auto& g, const auto& y) {
+    da.accumulate_grad(into_grad(g, y, std::multiplies<T>()));
+  });
 }
 
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
-  return record<T>("log", xt::log(a.value()), {a},
-                   [a](const auto& g, const auto&) { a.accumulate_grad(g / a.value()); });
+  return record<T>("log", kernels::map(a.value(), [](T v) { return std::log(v); }), {a},
+                   [a](auto& g, const auto&) {
+    a.accumulate_grad(into_grad(g, a.value(), std::divides<T>()));
+  }, false);
 }
 
 template <class T>
 Tensor<T> sqrt(const Tensor<T>& a) {
-  return record<T>("sqrt", xt::sqrt(a.value()), {a},
-                   [a](const auto& g, const auto& y) { a.accumulate_grad(g / (T(2) * y)); });
+  return record<T>("sqrt", kernels::map(a.value(), [](T v) { return std::sqrt(v); }), {a},
+                   [da = sink(a)](auto& g, const auto& y) {
+    da.accumulate_grad(into_grad(g, y, [](T gv, T yv) { return gv / (T(2) * yv); }));
+  });
 }
 
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, T p) {
-  return record<T>("pow", xt::pow(a.value(), p), {a}, [a, p](const auto& g, const auto&) {
-    a.accumulate_grad(g * p * xt::pow(a.value(), p - T(1)));
-  });
+  return record<T>("pow", kernels::map(a.value(), [p](T v) { return std::pow(v, p); }), {a},
+                   [a, p](auto& g, const auto&) {
+    a.accumulate_grad(into_grad(g, a.value(), [p](T gv, T v) { return gv * p * std::pow(v, p - T(1)); }));
+  }, false);
 }
 
 template <class T>
 Tensor<T> abs(const Tensor<T>& a) {
-  return record<T>("abs", xt::abs(a.value()), {a}, [a](const auto& g, const auto&) {
-    a.accumulate_grad(g * xt::sign(a.value()));
-  });
+  return record<T>("abs", kernels::map(a.value(), [](T v) { return std::abs(v); }), {a},
+                   [a](auto& g, const auto&) {
+    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) {
+      return v > T(0) ? gv : v < T(0) ? -gv : T(0);  // g * sign(x)
+    }));
+  }, false);
 }
 
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a) {
-  return record<T>("tanh", xt::tanh(a.value()), {a},
-                   [a](const auto& g, const auto& y) { a.accumulate_grad(g * (T(1) - y * y)); });
+  return record<T>("tanh", kernels::map(a.value(), [](T v) { return std::tanh(v); }), {a},
+                   [da = sink(a)](auto& g, const auto& y) {
+    da.accumulate_grad(into_grad(g, y, [](T gv, T yv) { return gv * (T(1) - yv * yv); }));
+  });
 }
 
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
-  return record<T>("sigmoid", T(1) / (T(1) + xt::exp(-a.value())), {a},
-                   [a](const auto& g, const auto& y) { a.accumulate_grad(g * y * (T(1) - y)); });
+  return record<T>("sigmoid", kernels::map(a.value(), [](T v) { return T(1) / (T(1) + std::exp(-v)); }), {a},
+                   [da = sink(a)](auto& g, const auto& y) {
+    da.accumulate_grad(into_grad(g, y, [](T gv, T yv) { return gv * yv * (T(1) - yv); }));
+  });
 }
 
 // softplus(x) = max(x, 0) + log1p(exp(-|x|)): no overflow for large |x|.
 template <class T>
 Tensor<T> softplus(const Tensor<T>& a) {
-  const auto& x = a.value();
-  return record<T>("softplus", xt::maximum(x, T(0)) + xt::log1p(xt::exp(-xt::abs(x))), {a},
-                   [a](const auto& g, const auto&) {
-                     a.accumulate_grad(g / (T(1) + xt::exp(-a.value())));
-                   });
+  return record<T>("softplus", kernels::map(a.value(), [](T v) {
+                     return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v)));
+                   }), {a},
+                   [a](auto& g, const auto&) {  // sigmoid(x)
+    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(-v)); }));
+  }, false);
 }
 
 template <class T>
 Tensor<T> log_sigmoid(const Tensor<T>& a) {
-  const auto& x = a.value();
-  return record<T>("log_sigmoid", xt::minimum(x, T(0)) - xt::log1p(xt::exp(-xt::abs(x))), {a},
-                   [a](const auto& g, const auto&) {
-                     a.accumulate_grad(g / (T(1) + xt::exp(a.value())));
-                   });
+  return record<T>("log_sigmoid", kernels::map(a.value(), [](T v) {
+                     return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v)));
+                   }), {a},
+                   [a](auto& g, const auto&) {  // sigmoid(-x)
+    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(v)); }));
+  }, false);
 }
 
+// NaN stays NaN, as in PyTorch. The backward reads the output (y > 0 exactly where
+// x > 0), as PyTorch's does.
 template <class T>
 Tensor<T> relu(const Tensor<T>& a) {
-  return record<T>("relu", xt::maximum(a.value(), T(0)), {a}, [a](const auto& g, const auto&) {
-    a.accumulate_grad(xt::where(a.value() > T(0), g, T(0)));
+  return record<T>("relu", kernels::map(a.value(), [](T v) { return v < T(0) ? T(0) : v; }), {a},
+                   [da = sink(a)](auto& g, const auto& y) {
+    da.accumulate_grad(into_grad(g, y, [](T gv, T yv) { return yv > T(0) ? gv : T(0); }));
   });
 }
 
 template <class T>
 Tensor<T> clamp(const Tensor<T>& a, T lo, T hi) {
-  return record<T>("clamp", xt::clip(a.value(), lo, hi), {a}, [a, lo, hi](const auto& g, const auto&) {
-    a.accumulate_grad(xt::where(a.value() >= lo && a.value() <= hi, g, T(0)));
-  });
+  return record<T>("clamp", kernels::map(a.value(), [lo, hi](T v) { return std::min(std::max(v, lo), hi); }), {a},
+                   [a, lo, hi](auto& g, const auto&) {
+    a.accumulate_grad(into_grad(g, a.value(), [lo, hi](T gv, T v) {
+      return v >= lo && v <= hi ? gv : T(0);
+    }));
+  }, false);
 }
 
 #define FLOWGRAD_ELEMENTWISE(T)                                                  \

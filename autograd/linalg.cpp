@@ -1,13 +1,10 @@
 #include "autograd/linalg.hpp"
 
-#include <xtensor/xreducer.hpp>
-
 #include "autograd/blas.hpp"
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 
 namespace flowgrad {
-
-using xt::evaluation_strategy::immediate;
 
 template <class T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
@@ -45,7 +42,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
                       gb.data() + i * b_stride, n);
       b.accumulate_grad(std::move(gb));
     }
-  });
+  }, false);
 }
 
 template <class T>
@@ -67,7 +64,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   std::vector<Tensor<T>> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
   return record<T>("linear", std::move(y), std::move(inputs),
-                   [x, weight, bias, N, in, out](const auto& g, const auto&) {
+                   [x, weight, db = sink(bias), N, in, out](const auto& g, const auto&) {
     if (x.requires_grad()) {  // dx = G W
       xt::xarray<T> gx = xt::xarray<T>::from_shape({std::size_t(N), std::size_t(in)});
       blas::gemm<T>(false, false, N, in, out, T(1), g.data(), out, weight.value().data(), in, T(0),
@@ -80,8 +77,8 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                     gw.data(), in);
       weight.accumulate_grad(std::move(gw));
     }
-    if (bias.defined() && bias.requires_grad()) bias.accumulate_grad(xt::sum(g, {0}, immediate));
-  });
+    if (db.requires_grad()) db.accumulate_grad(kernels::sum_to(g, Shape{std::size_t(out)}));
+  }, false);
 }
 
 #define FLOWGRAD_LINALG(T)                                         \

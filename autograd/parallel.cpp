@@ -36,8 +36,9 @@ class Pool {
   }
 
   void run(std::size_t begin, std::size_t end, const std::function<void(std::size_t)>& fn) {
-    const int n = threads();
+    threads();  // finish the lazy default first
     std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
+    const int n = threads_.load();  // stable while we hold run_mutex_
     if (n == 1 || end - begin < 2 || t_in_parallel || !busy.owns_lock()) {
       serial(begin, end, fn);
       return;
@@ -65,6 +66,11 @@ class Pool {
 
  private:
   static void serial(std::size_t begin, std::size_t end, const std::function<void(std::size_t)>& fn) {
+    struct Flag {  // restored even if fn throws
+      bool saved = t_in_parallel;
+      Flag() { t_in_parallel = true; }
+      ~Flag() { t_in_parallel = saved; }
+    } flag;
     for (std::size_t i = begin; i < end; ++i) fn(i);
   }
 

@@ -7,6 +7,7 @@
 
 #include "autograd/elementwise.hpp"
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 
 namespace flowgrad {
 
@@ -48,11 +49,12 @@ template <class T>
 Tensor<T> sum(const Tensor<T>& a, Axes axes, bool keepdims) {
   const Shape in = a.shape();
   axes = resolve("sum", in, axes);
-  xt::xarray<T> y = reshaped<T>(xt::sum(a.value(), axes, immediate), reduced_shape(in, axes, keepdims));
   const Shape kept = kept_shape(in, axes);
-  return record<T>("sum", std::move(y), {a}, [a, kept, in](const auto& g, const auto&) {
-    a.accumulate_grad(xt::broadcast(reshaped<T>(g, kept), in));
-  });
+  xt::xarray<T> y = reshaped<T>(kernels::sum_to(a.value(), kept), reduced_shape(in, axes, keepdims));
+  return record<T>("sum", std::move(y), {a}, [da = sink(a), kept, in](auto& g, const auto&) {
+    g.reshape(kept);
+    da.accumulate_grad(kernels::broadcast_to(g, in));
+  }, false);
 }
 
 template <class T>
@@ -75,7 +77,7 @@ Tensor<T> max(const Tensor<T>& a, Axes axes, bool keepdims) {
     xt::xarray<T> is_max = xt::cast<T>(xt::equal(a.value(), m));
     xt::xarray<T> ties = reshaped<T>(xt::sum(is_max, axes, immediate), kept);
     a.accumulate_grad(is_max * (reshaped<T>(g, kept) / ties));
-  });
+  }, false);
 }
 
 template <class T>
@@ -91,7 +93,7 @@ Tensor<T> logsumexp(const Tensor<T>& a, Axes axes, bool keepdims) {
   xt::xarray<T> y = reshaped<T>(lse, reduced_shape(in, axes, keepdims));
   return record<T>("logsumexp", std::move(y), {a}, [a, lse, kept](const auto& g, const auto&) {
     a.accumulate_grad(xt::exp(a.value() - lse) * reshaped<T>(g, kept));
-  });
+  }, false);
 }
 
 #define FLOWGRAD_REDUCE(T)                                    \

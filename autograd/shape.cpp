@@ -1,10 +1,11 @@
 #include "autograd/shape.hpp"
 
+#include <algorithm>
 #include <numeric>
 #include <xtensor/xmanipulation.hpp>
-#include <xtensor/xstrided_view.hpp>
 
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 
 namespace flowgrad {
 
@@ -17,12 +18,23 @@ void check_axis(const char* op, const Shape& s, std::size_t axis) {
     throw ShapeError(std::string(op) + ": axis " + std::to_string(axis) + " out of range for shape " +
                      shape_str(s));
 }
-// A view selecting [start, stop) with step on one axis and everything on the others.
-xt::xstrided_slice_vector axis_range(std::size_t ndim, std::size_t axis, std::size_t start,
-                                     std::size_t stop, std::size_t step = 1) {
-  xt::xstrided_slice_vector sv(ndim, xt::all());
-  sv[axis] = xt::range(start, stop, step);
-  return sv;
+// A row-major shape seen around one axis as (outer, len, inner): slicing and joining on
+// that axis move blocks of `inner` contiguous values.
+struct Blocks {
+  std::size_t axis, outer = 1, len, inner = 1;
+  Blocks(const Shape& s, std::size_t ax) : axis(ax), len(s[ax]) {
+    for (std::size_t i = 0; i < ax; ++i) outer *= s[i];
+    for (std::size_t i = ax + 1; i < s.size(); ++i) inner *= s[i];
+  }
+};
+// fn(o, k, inner) for every outer index o and block k < n, spread over threads when big;
+// `width` blocks of `inner` values are moved per call (concat moves a part's run at once).
+template <class F>
+void copy_blocks(const Blocks& b, std::size_t n, F&& fn, std::size_t width = 1) {
+  const std::size_t per_call = width * b.inner;
+  kernels::for_range(b.outer * n, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) fn(i / n, i % n, b.inner);
+  }, std::max<std::size_t>(1, kernels::kGrain / std::max<std::size_t>(per_call, 1)));
 }
 }  // namespace
 
@@ -33,11 +45,10 @@ Tensor<T> reshape(const Tensor<T>& a, const Shape& shape) {
   xt::xarray<T> y = a.value();
   y.reshape(shape);
   const Shape in = a.shape();
-  return record<T>("reshape", std::move(y), {a}, [a, in](const auto& g, const auto&) {
-    xt::xarray<T> gi = g;
-    gi.reshape(in);
-    a.accumulate_grad(std::move(gi));
-  });
+  return record<T>("reshape", std::move(y), {a}, [da = sink(a), in](auto& g, const auto&) {
+    g.reshape(in);
+    da.accumulate_grad(std::move(g));
+  }, false);
 }
 
 template <class T>
@@ -63,9 +74,9 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<std::size_t>& perm) {
     inverse[perm[i]] = i;
   }
   xt::xarray<T> y = xt::transpose(a.value(), perm);
-  return record<T>("permute", std::move(y), {a}, [a, inverse](const auto& g, const auto&) {
-    a.accumulate_grad(xt::transpose(g, inverse));
-  });
+  return record<T>("permute", std::move(y), {a}, [da = sink(a), inverse](const auto& g, const auto&) {
+    da.accumulate_grad(xt::xarray<T>(xt::transpose(g, inverse)));
+  }, false);
 }
 
 template <class T>
@@ -85,13 +96,25 @@ Tensor<T> slice(const Tensor<T>& a, std::size_t axis, std::size_t start, std::si
   if (step == 0) throw ShapeError("slice: step must be positive");
   stop = std::min(stop, in[axis]);
   start = std::min(start, stop);
-  const auto sv = axis_range(in.size(), axis, start, stop, step);
-  xt::xarray<T> y = xt::strided_view(a.value(), sv);
-  return record<T>("slice", std::move(y), {a}, [a, in, sv](const auto& g, const auto&) {
-    xt::xarray<T> gi = xt::zeros<T>(in);
-    xt::strided_view(gi, sv) = g;
-    a.accumulate_grad(std::move(gi));
+  const Blocks b(in, axis);
+  const std::size_t n = (stop - start + step - 1) / step;
+  Shape out = in;
+  out[axis] = n;
+  // Block k of each outer index comes from block start + k * step.
+  auto source = [=](std::size_t o, std::size_t k) { return (o * b.len + start + k * step) * b.inner; };
+  xt::xarray<T> y = xt::xarray<T>::from_shape(out);
+  copy_blocks(b, n, [&](std::size_t o, std::size_t k, std::size_t inner) {
+    const T* from = a.value().data() + source(o, k);
+    std::copy(from, from + inner, y.data() + (o * n + k) * inner);
   });
+  return record<T>("slice", std::move(y), {a}, [da = sink(a), in, b, n, source](const auto& g, const auto&) {
+    xt::xarray<T> gi = xt::zeros<T>(in);
+    copy_blocks(b, n, [&](std::size_t o, std::size_t k, std::size_t inner) {
+      const T* from = g.data() + (o * n + k) * inner;
+      std::copy(from, from + inner, gi.data() + source(o, k));
+    });
+    da.accumulate_grad(std::move(gi));
+  }, false);
 }
 
 template <class T>
@@ -109,19 +132,33 @@ Tensor<T> concat(const std::vector<Tensor<T>>& parts, std::size_t axis) {
                        " differ outside axis " + std::to_string(axis));
     out[axis] += s[axis];
   }
+  // Part i fills blocks [offset[i], offset[i] + its length) of each outer index.
+  const Blocks ob(out, axis);
+  std::vector<std::size_t> offset;
+  for (std::size_t i = 0, at = 0; i < parts.size(); at += parts[i].shape()[axis], ++i) offset.push_back(at);
   xt::xarray<T> y = xt::xarray<T>::from_shape(out);
-  std::vector<xt::xstrided_slice_vector> where;
-  std::size_t offset = 0;
-  for (const auto& p : parts) {
-    const std::size_t n = p.shape()[axis];
-    where.push_back(axis_range(out.size(), axis, offset, offset + n));
-    xt::strided_view(y, where.back()) = p.value();
-    offset += n;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const T* from = parts[i].value().data();
+    const std::size_t len = parts[i].shape()[axis];
+    copy_blocks(ob, 1, [&](std::size_t o, std::size_t, std::size_t inner) {
+      std::copy(from + o * len * inner, from + (o + 1) * len * inner, y.data() + (o * ob.len + offset[i]) * inner);
+    }, len);
   }
-  return record<T>("concat", std::move(y), parts, [parts, where](const auto& g, const auto&) {
-    for (std::size_t i = 0; i < parts.size(); ++i)
-      if (parts[i].requires_grad()) parts[i].accumulate_grad(xt::strided_view(g, where[i]));
-  });
+  std::vector<GradSink<T>> sinks;
+  std::vector<Shape> shapes;
+  for (const auto& p : parts) sinks.push_back(sink(p)), shapes.push_back(p.shape());
+  return record<T>("concat", std::move(y), parts, [sinks, shapes, ob, offset](const auto& g, const auto&) {
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+      if (!sinks[i].requires_grad()) continue;
+      const std::size_t len = shapes[i][ob.axis];
+      xt::xarray<T> gi = xt::xarray<T>::from_shape(shapes[i]);
+      copy_blocks(ob, 1, [&](std::size_t o, std::size_t, std::size_t inner) {
+        const T* from = g.data() + (o * ob.len + offset[i]) * inner;
+        std::copy(from, from + len * inner, gi.data() + o * len * inner);
+      }, len);
+      sinks[i].accumulate_grad(std::move(gi));
+    }
+  }, false);
 }
 
 template <class T>

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "autograd/kernels.hpp"
 #include "autograd/profile.hpp"
 
 namespace flowgrad {
@@ -31,6 +32,14 @@ NoGrad::~NoGrad() { g_grad_enabled = previous_; }
 std::size_t live_nodes() { return g_live_nodes.load(); }
 
 template <class T>
+void add_into(xt::xarray<T>& acc, const xt::xarray<T>& x) {
+  if (acc.shape() == x.shape())
+    kernels::update(acc, x, [](T a, T b) { return a + b; });
+  else
+    acc += x;
+}
+
+template <class T>
 T Tensor<T>::item() const {
   if (size() != 1)
     throw ShapeError("item: tensor of shape " + shape_str(shape()) + " is not a single value");
@@ -38,8 +47,14 @@ T Tensor<T>::item() const {
 }
 
 template <class T>
+void release_unread_value(TensorImpl<T>& t) noexcept {
+  if (t.node && t.node->reads_output) return;
+  t.value = xt::xarray<T>(typename xt::xarray<T>::shape_type{0});  // empty: allocates nothing
+}
+
+template <class T>
 Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inputs,
-                 typename Node<T>::Backward backward) {
+                 typename Node<T>::Backward backward, bool reads_output) {
   if (profile::enabled()) profile::forward_op(op);
   bool needs = false;
   if (grad_enabled())
@@ -49,9 +64,16 @@ Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inp
     auto node = std::make_shared<Node<T>>();
     ++g_live_nodes;
     node->name = op;
+    node->shape = out.shape();
     node->inputs = std::move(inputs);
     node->backward = std::move(backward);
     node->order = g_next_order++;
+    node->reads_output = reads_output;
+    for (auto& t : node->inputs)
+      if (t.defined()) {
+        t.edge_ = true;
+        ++t.impl_->graph_uses;
+      }
     out.impl().node = std::move(node);
   }
   return out;
@@ -113,35 +135,40 @@ void Tensor<T>::backward(bool retain_graph) const {
   if (profiling) profile::mark("backward: sort graph");
   accumulate_grad(xt::ones<T>(value().shape()));
   for (auto& out : outputs) {
-    auto& node = *out->node;
+    Node<T>& node = *out->node;
     const auto t0 = profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     if (out->has_grad) node.backward(out->grad, out->value);
     out->grad = Array();  // like PyTorch, intermediate results keep no grad
     out->has_grad = false;
-    if (!retain_graph) {
-      node.freed = true;
-      node.backward = nullptr;
-    }
     if (profiling)
       profile::backward_op(node.name, std::chrono::duration<double, std::milli>(
                                           std::chrono::steady_clock::now() - t0).count());
+    if (!retain_graph) {
+      // Done with this op: its closure and edges go now, so values that nothing else
+      // needs are freed as backward proceeds. Every op that consumed `out` ran earlier
+      // (reverse creation order) and dropped its edge, so freeing never recurses.
+      node.freed = true;
+      node.backward = nullptr;
+      node.inputs.clear();
+      out.reset();
+    }
   }
   if (profiling) profile::restart_clock();
-  if (!retain_graph) {
-    // Unlink in reverse topological order so freeing never recurses deeply.
-    for (auto& out : outputs) out->node->inputs.clear();
-  }
   outputs.clear();
   if (profiling) profile::mark("backward: free graph");
 }
 
+template void add_into(xt::xarray<float>&, const xt::xarray<float>&);
+template void add_into(xt::xarray<double>&, const xt::xarray<double>&);
 template class Tensor<float>;
 template class Tensor<double>;
 template struct Node<float>;
 template struct Node<double>;
 template Tensor<float> record(const char*, xt::xarray<float>, std::vector<Tensor<float>>,
-                              Node<float>::Backward);
+                              Node<float>::Backward, bool);
 template Tensor<double> record(const char*, xt::xarray<double>, std::vector<Tensor<double>>,
-                               Node<double>::Backward);
+                               Node<double>::Backward, bool);
+template void release_unread_value(TensorImpl<float>&) noexcept;
+template void release_unread_value(TensorImpl<double>&) noexcept;
 
 }  // namespace flowgrad

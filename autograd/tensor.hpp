@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xtensor/xarray.hpp>
@@ -26,18 +27,26 @@ struct ShapeError : std::invalid_argument {
 
 template <class T> class Tensor;
 
+// acc += x: a plain loop when the shapes match, xtensor's broadcasting otherwise.
+template <class T>
+void add_into(xt::xarray<T>& acc, const xt::xarray<T>& x);
+
 // One recorded op. Its closure receives the gradient and value of the op's output,
 // so it never has to hold the output itself (that would be a cycle that leaks the graph).
+// grad_out belongs to the engine, which drops it right after the call: a closure may
+// std::move it into an input's gradient when that gradient equals it (add, reshape).
 template <class T>
 struct Node {
   using Array = xt::xarray<T>;
-  using Backward = std::function<void(const Array& grad_out, const Array& out)>;
+  using Backward = std::function<void(Array& grad_out, const Array& out)>;
 
   std::string name;                // the op, for error messages
+  Shape shape;                     // of the output (whose value may be freed early)
   std::vector<Tensor<T>> inputs;   // edges of the graph
   Backward backward;               // null once the graph has been freed
   std::size_t order = 0;           // creation order: a topological order
   bool freed = false;
+  bool reads_output = true;        // false: backward ignores `out`, so it may be freed early
 
   ~Node();  // iterative, so a 10^5-long chain does not overflow the stack
 };
@@ -49,7 +58,13 @@ struct TensorImpl {
   bool has_grad = false;
   bool requires_grad = false;
   std::shared_ptr<Node<T>> node;   // null for leaves and for results computed under NoGrad
+  std::size_t graph_uses = 0;      // handles to this held in Node::inputs (see Tensor::drop)
 };
+
+// Frees t.value unless its own op's backward reads it (Tensor::drop calls this once
+// no handle is left but the graph's edges).
+template <class T>
+void release_unread_value(TensorImpl<T>& t) noexcept;
 
 template <class T = float>
 class Tensor {
@@ -63,6 +78,23 @@ class Tensor {
     impl_->value = std::move(value);
     impl_->requires_grad = requires_grad;
   }
+  // Handles are shared_ptrs that also tell apart the graph's own (see drop()).
+  Tensor(const Tensor& o) : impl_(o.impl_) {}
+  Tensor(Tensor&& o) noexcept : impl_(std::move(o.impl_)), edge_(o.edge_) { o.edge_ = false; }
+  Tensor& operator=(const Tensor& o) {
+    Tensor copy(o);
+    return *this = std::move(copy);
+  }
+  Tensor& operator=(Tensor&& o) noexcept {
+    if (this != &o) {
+      drop();
+      impl_ = std::move(o.impl_);
+      edge_ = o.edge_;
+      o.edge_ = false;
+    }
+    return *this;
+  }
+  ~Tensor() { drop(); }
 
   bool defined() const { return impl_ != nullptr; }
   const Array& value() const { return impl().value; }
@@ -84,14 +116,18 @@ class Tensor {
   }
 
   // grad += e, for backward closures. Takes a lazy xtensor expression, so nothing
-  // is computed for inputs that do not require grad.
+  // is computed for inputs that do not require grad; a fresh array (an rvalue) becomes
+  // the gradient without a copy.
   template <class E>
-  void accumulate_grad(E&& e) const {
-    auto& self = impl();
+  void accumulate_grad(E&& e) const { accumulate(impl(), std::forward<E>(e)); }
+  template <class E>
+  static void accumulate(TensorImpl<T>& self, E&& e) {
     if (!self.requires_grad) return;
     if (!self.has_grad) {
       self.grad = std::forward<E>(e);
       self.has_grad = true;
+    } else if constexpr (std::is_same_v<std::decay_t<E>, Array>) {
+      add_into(self.grad, e);
     } else {
       self.grad += std::forward<E>(e);
     }
@@ -111,8 +147,52 @@ class Tensor {
   }
 
  private:
+  template <class U>
+  friend Tensor<U> record(const char*, xt::xarray<U>, std::vector<Tensor<U>>,
+                          typename Node<U>::Backward, bool);
+
+  // Values die early, as in PyTorch: a value that only the graph's edges still point at,
+  // and that no backward reads, is freed when its last other handle goes. Ops whose
+  // backward reads an input's value keep a Tensor of it in their closure (a handle);
+  // the others keep a GradSink, and say with reads_output whether they read their own
+  // output. So a ReLU's input or a residual sum is freed during forward, not at the end
+  // of backward.
+  void drop() noexcept {
+    if (!impl_) return;
+    if (edge_)
+      --impl_->graph_uses;
+    else if (impl_->graph_uses > 0 && impl_.use_count() == long(impl_->graph_uses) + 1)
+      release_unread_value(*impl_);
+    impl_.reset();
+    edge_ = false;
+  }
+
   std::shared_ptr<TensorImpl<T>> impl_;
+  bool edge_ = false;  // this handle is one of a Node's inputs
 };
+
+// What a backward closure needs to hand an input its gradient, without keeping the
+// input's value alive as a Tensor handle would. The input itself stays alive through
+// the Node's edges until backward has passed it.
+template <class T>
+class GradSink {
+ public:
+  GradSink() = default;
+  explicit GradSink(const Tensor<T>& t) : impl_(t.impl_ptr()) {}
+  bool requires_grad() const {
+    const auto p = impl_.lock();
+    return p && p->requires_grad;
+  }
+  template <class E>
+  void accumulate_grad(E&& e) const {
+    if (const auto p = impl_.lock()) Tensor<T>::accumulate(*p, std::forward<E>(e));
+  }
+
+ private:
+  std::weak_ptr<TensorImpl<T>> impl_;
+};
+template <class T>
+GradSink<T> sink(const Tensor<T>& t) { return GradSink<T>(t); }
 
 // --- recording -------------------------------------------------------------
 
@@ -133,10 +213,11 @@ class NoGrad {
 
 // Wrap an op's result. If grad is enabled and any input requires grad, the result
 // requires grad and remembers its inputs and backward closure; otherwise it is a
-// plain constant and the closure is dropped.
+// plain constant and the closure is dropped. reads_output = false promises that the
+// closure never reads its `out` argument (so the output may be freed early).
 template <class T>
 Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inputs,
-                 typename Node<T>::Backward backward);
+                 typename Node<T>::Backward backward, bool reads_output = true);
 
 // Number of nodes alive in this process (for leak tests).
 std::size_t live_nodes();

@@ -105,7 +105,8 @@ TEST_CASE("conv2d forward equals the direct loop (float32)") {
       {{3, 4, 5, 5}, {6, 4, 1, 1}, 1, 0, true},    {{2, 3, 6, 8}, {2, 3, 2, 3}, 1, 0, true},
       {{2, 2, 7, 5}, {3, 2, 3, 2}, 2, 2, true},    {{2, 16, 8, 8}, {8, 16, 3, 3}, 1, 1, true},
       {{1, 2, 4, 4}, {3, 2, 1, 1}, 2, 1, false},   {{2, 1, 3, 3}, {1, 1, 5, 5}, 1, 2, true},
-      {{4, 8, 11, 10}, {5, 8, 5, 3}, 3, 1, true},
+      {{4, 8, 11, 10}, {5, 8, 5, 3}, 3, 1, true},  {{2, 3, 5, 7}, {4, 3, 1, 3}, 1, 1, true},
+      {{2, 4, 6, 9}, {3, 4, 5, 5}, 1, 2, false},
   };
   unsigned seed = 10;
   for (const Case& k : cases) {
@@ -149,8 +150,8 @@ TEST_CASE("conv2d forward and backward on a blocked image equal the definition")
   check(f(x), f(w), f(b), f(gy), 1e-4);
 }
 
-TEST_CASE("conv2d gradcheck: kernels 1x1, 3x3, 2x3; stride 1, 2; padding 0, 1; bias or not") {
-  const Shape kernels[] = {{1, 1}, {3, 3}, {2, 3}};
+TEST_CASE("conv2d gradcheck: kernels 1x1, 3x3, 2x3, 1x3; stride 1, 2; padding 0, 1; bias or not") {
+  const Shape kernels[] = {{1, 1}, {3, 3}, {2, 3}, {1, 3}};
   unsigned seed = 100;
   for (const Shape& k : kernels)
     for (std::size_t stride : {1, 2})

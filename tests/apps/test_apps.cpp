@@ -1,0 +1,573 @@
+// End-to-end tests of the `flowgrad` program, run as a subprocess on tiny IDX and CIFAR
+// files written here (8x8 grey images, a few dozen of them), with tiny models.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nn/safetensors.hpp"
+
+namespace fs = std::filesystem;
+using flowgrad::nn::load_safetensors;
+using flowgrad::nn::SafeTensors;
+
+namespace {
+
+const std::string kExe = FLOWGRAD_BUILD_DIR "/apps/flowgrad";
+
+struct Run {
+  int code;
+  std::string out;  // stdout and stderr
+};
+
+Run flowgrad_cmd(const std::string& args, const std::string& prefix = "") {
+  const std::string cmd = prefix + kExe + " " + args + " 2>&1 </dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return {code, out};
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "flowgrad-apps-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+using Bytes = std::vector<unsigned char>;
+
+void put_u32(Bytes& b, std::uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) b.push_back((unsigned char)(v >> s));
+}
+
+void write_file(const std::string& path, const Bytes& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  REQUIRE(f.good());
+}
+
+// Images with some structure (gradients plus a class-dependent blob) and noise.
+unsigned char pixel(std::size_t image, std::size_t c, std::size_t y, std::size_t x, std::size_t w) {
+  std::uint32_t h = std::uint32_t(image * 7919 + c * 104729 + y * w + x) * 2654435761u;
+  const int cls = int(image % 4);
+  int v = int(20 * (y + x)) + (std::abs(int(y) - 2 - cls) + std::abs(int(x) - 3) < 3 ? 90 : 0) + int(h >> 27);
+  return (unsigned char)std::min(255, v);
+}
+
+// train: n_train images, t10k: n_test images, both size x size, raw IDX.
+void write_idx_set(const std::string& dir, std::size_t n_train = 48, std::size_t n_test = 20, std::size_t size = 8) {
+  fs::create_directories(dir);
+  for (auto [prefix, n] : {std::pair<std::string, std::size_t>{"train", n_train}, {"t10k", n_test}}) {
+    Bytes images, labels;
+    put_u32(images, 0x803), put_u32(images, std::uint32_t(n)), put_u32(images, std::uint32_t(size)),
+        put_u32(images, std::uint32_t(size));
+    put_u32(labels, 0x801), put_u32(labels, std::uint32_t(n));
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t y = 0; y < size; ++y)
+        for (std::size_t x = 0; x < size; ++x) images.push_back(pixel(i + (prefix == "t10k" ? 1000 : 0), 0, y, x, size));
+      labels.push_back((unsigned char)(i % 4));
+    }
+    write_file(dir + "/" + prefix + "-images-idx3-ubyte", images);
+    write_file(dir + "/" + prefix + "-labels-idx1-ubyte", labels);
+  }
+}
+
+void write_cifar_set(const std::string& dir, std::size_t per_file = 2, std::size_t n_test = 4) {
+  const std::string d = dir + "/cifar-10-batches-bin";
+  fs::create_directories(d);
+  std::size_t image = 0;
+  auto write = [&](const std::string& name, std::size_t n) {
+    Bytes b;
+    for (std::size_t i = 0; i < n; ++i, ++image) {
+      b.push_back((unsigned char)(image % 10));
+      for (std::size_t c = 0; c < 3; ++c)
+        for (std::size_t y = 0; y < 32; ++y)
+          for (std::size_t x = 0; x < 32; ++x) b.push_back(pixel(image, c, y % 8, x % 8, 8));
+    }
+    write_file(d + "/" + name, b);
+  };
+  for (int i = 1; i <= 5; ++i) write("data_batch_" + std::to_string(i) + ".bin", per_file);
+  write("test_batch.bin", n_test);
+}
+
+// A tiny Glow on the 8x8 set: 6 steps per epoch with batch 8.
+std::string tiny_glow(const std::string& data, const std::string& out) {
+  return "train --model glow --dataset mnist --data-dir " + data + " --out " + out +
+         " --levels 2 --flow-steps 1 --hidden 8 --batch 8 --warmup 2 --threads 2";
+}
+
+std::string tiny_model_options(const std::string& model) {
+  if (model == "glow") return " --levels 2 --flow-steps 1 --hidden 8";
+  if (model == "realnvp") return " --levels 2 --couplings 1 --hidden 4 --blocks 1";
+  return " --hidden 16 --layers 1 --couplings 2";
+}
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+bool is_png(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char sig[8] = {};
+  f.read(sig, 8);
+  return f.good() && std::string(sig + 1, 3) == "PNG" && fs::file_size(path) > 100;
+}
+
+Bytes file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(f), {});
+}
+
+bool same_tensors(const SafeTensors& a, const SafeTensors& b, std::string& why) {
+  if (a.tensors.size() != b.tensors.size()) {
+    why = "tensor counts differ";
+    return false;
+  }
+  for (std::size_t i = 0; i < a.tensors.size(); ++i) {
+    const auto& [name, va] = a.tensors[i];
+    const auto* vb = b.find(name);
+    if (!vb) {
+      why = name + " missing";
+      return false;
+    }
+    const bool equal = std::visit(
+        [&](const auto& x) {
+          using A = std::decay_t<decltype(x)>;
+          const A* y = std::get_if<A>(vb);
+          return y && x.shape() == y->shape() &&
+                 std::memcmp(x.data(), y->data(), x.size() * sizeof(typename A::value_type)) == 0;
+        },
+        va);
+    if (!equal) {
+      why = name + " differs";
+      return false;
+    }
+  }
+  return true;
+}
+
+double test_bpd_printed(const std::string& out) {
+  const auto at = out.find("test bits/dim: ");
+  REQUIRE(at != std::string::npos);
+  return std::stod(out.substr(at + 15));
+}
+
+}  // namespace
+
+TEST_CASE("flowgrad --help, --version and each subcommand's --help") {
+  Run r = flowgrad_cmd("--help");
+  CHECK(r.code == 0);
+  for (const char* sub : {"train", "eval", "sample", "interpolate", "export-check"}) CHECK(contains(r.out, sub));
+  r = flowgrad_cmd("--version");
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "flowgrad "));
+  for (const char* sub : {"train", "eval", "sample", "interpolate", "export-check"}) {
+    CAPTURE(sub);
+    r = flowgrad_cmd(std::string(sub) + " --help");
+    CHECK(r.code == 0);
+    CHECK(contains(r.out, "Usage:"));
+  }
+  r = flowgrad_cmd("train --help");
+  for (const char* opt : {"--model", "--dataset", "--data-dir", "--out", "--resume", "--bench-config", "--batch", "--lr",
+                          "--warmup", "--clip", "--epochs", "--steps", "--minutes", "--threads", "--seed", "--eval-every"})
+    CHECK(contains(r.out, opt));
+  CHECK_FALSE(contains(r.out, "--debug-nan-at-step"));  // a test hook, hidden
+}
+
+TEST_CASE("usage errors exit 1 with a message, before any work, leaving no run directory") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  const std::string base = tiny_glow(tmp / "data", out) + " --steps 1";
+  struct Case {
+    std::string args, expect;
+  };
+  const std::vector<Case> cases = {
+      {"", "A subcommand is required"},
+      {"train --bogus", "--bogus"},
+      {base + " --batch 0", "--batch must be positive"},
+      {base + " --batch -3", "--batch"},
+      {base + " --lr -0.1", "--lr must be a positive number"},
+      {base + " --lr nan", "--lr must be a positive number"},
+      {base + " --warmup -5", "--warmup"},
+      {base + " --clip -1", "--clip"},
+      {base + " --minutes -2", "--minutes"},
+      {base + " --batch 100", "larger than the 48 images"},
+      {base + " --couplings 3", "--couplings does not apply to --model glow"},
+      {"train --model glow --dataset fashion-mnist --levels 3 --out " + out, "does not fit 1x28x28"},
+      {"train --model glow --dataset mnist --data-dir " + (tmp / "data") + " --levels 4 --out " + out,
+       "divisible by 2^4"},
+      {"train --model realnvp --dataset cifar10 --data-dir x --levels 7 --out " + out, "does not fit 3x32x32"},
+      {"train --model nicer --dataset mnist --out " + out, "--model"},
+      {"train --model glow --dataset mnist --data-dir " + (tmp / "data"), "--out is required"},
+      {"train --model glow --bench-config --hidden 3 --dataset mnist --data-dir x --out " + out, "--bench-config"},
+      {"eval", "run is required"},
+      {"sample " + out, "--out is required"},
+      {"export-check --model glow", "--out is required"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.args);
+    Run r = flowgrad_cmd(c.args);
+    CAPTURE(r.out);
+    CHECK(r.code == 1);
+    CHECK(contains(r.out, "flowgrad: error: "));
+    CHECK(contains(r.out, c.expect));
+    CHECK_FALSE(fs::exists(out));
+  }
+}
+
+TEST_CASE("bad or missing data: the data layer's message naming the file, exit 1, nothing written") {
+  TempDir tmp;
+  const std::string out = tmp / "run";
+  auto check_refused = [&](const std::string& args, const std::string& file) {
+    CAPTURE(args);
+    Run r = flowgrad_cmd(args);
+    CAPTURE(r.out);
+    CHECK(r.code == 1);
+    CHECK(contains(r.out, "flowgrad: error: "));
+    CHECK(contains(r.out, file));
+    // The run directory: never created, and an empty one given beforehand stays empty.
+    CHECK((!fs::exists(out) || fs::is_empty(out)));
+  };
+  // Missing directory.
+  check_refused(tiny_glow(tmp / "nowhere", out) + " --steps 1", "nowhere");
+  // Truncated training images.
+  write_idx_set(tmp / "truncated");
+  {
+    Bytes b = file_bytes(tmp / "truncated/train-images-idx3-ubyte");
+    b.resize(b.size() - 10);
+    write_file(tmp / "truncated/train-images-idx3-ubyte", b);
+  }
+  check_refused(tiny_glow(tmp / "truncated", out) + " --steps 1", "train-images-idx3-ubyte");
+  // A bad magic number in the test labels, into an existing empty run directory.
+  write_idx_set(tmp / "badmagic");
+  {
+    Bytes b = file_bytes(tmp / "badmagic/t10k-labels-idx1-ubyte");
+    b[3] = 0x7;
+    write_file(tmp / "badmagic/t10k-labels-idx1-ubyte", b);
+  }
+  fs::create_directories(out);
+  check_refused(tiny_glow(tmp / "badmagic", out) + " --steps 1", "t10k-labels-idx1-ubyte");
+  fs::remove(out);
+  // A missing test file.
+  write_idx_set(tmp / "notest");
+  fs::remove(tmp / "notest/t10k-images-idx3-ubyte");
+  check_refused(tiny_glow(tmp / "notest", out) + " --steps 1", "t10k-images-idx3-ubyte");
+  // A CIFAR batch whose size is not a whole number of records.
+  write_cifar_set(tmp / "cifar");
+  {
+    Bytes b = file_bytes(tmp / "cifar/cifar-10-batches-bin/test_batch.bin");
+    b.resize(b.size() - 1);
+    write_file(tmp / "cifar/cifar-10-batches-bin/test_batch.bin", b);
+  }
+  check_refused("train --model glow --dataset cifar10 --data-dir " + (tmp / "cifar") + " --out " + out +
+                    " --levels 1 --flow-steps 1 --hidden 4 --batch 2 --steps 1",
+                "test_batch.bin");
+  // An existing non-empty directory is not overwritten.
+  fs::create_directories(out);
+  write_file(out + "/keep.txt", {'x'});
+  write_idx_set(tmp / "good");
+  Run r = flowgrad_cmd(tiny_glow(tmp / "good", out) + " --steps 1");
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "--resume"));
+  CHECK(fs::exists(out + "/keep.txt"));
+  CHECK_FALSE(fs::exists(out + "/checkpoint.safetensors"));
+}
+
+TEST_CASE("train writes every artefact; eval, sample and interpolate work on the run") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  Run r = flowgrad_cmd(tiny_glow(tmp / "data", out) + " --epochs 2");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  CHECK_FALSE(contains(r.out, "\r"));  // not a terminal: plain log lines, no progress bar
+  CHECK(contains(r.out, "step 1 "));
+  CHECK(contains(r.out, "test bits/dim: "));
+
+  // metrics.jsonl: one row per evaluation (each epoch's end), every field present.
+  const auto rows = read_jsonl(out + "/metrics.jsonl");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0]["step"] == 6);
+  CHECK(rows[1]["step"] == 12);
+  CHECK(rows[1]["epoch"].get<double>() == doctest::Approx(2.0));
+  for (const auto& row : rows) {
+    for (const char* key : {"step", "epoch", "seconds", "train_bpd", "test_bpd"}) CHECK(row.contains(key));
+    CHECK(std::isfinite(row["test_bpd"].get<double>()));
+    CHECK(std::isfinite(row["train_bpd"].get<double>()));
+  }
+  CHECK(rows[1]["test_bpd"].get<double>() == doctest::Approx(test_bpd_printed(r.out)).epsilon(1e-4));
+  CHECK(is_png(out + "/samples_T0.7.png"));
+  CHECK(is_png(out + "/samples_T1.0.png"));
+  std::ifstream svg(out + "/curve.svg");
+  std::string svg_text((std::istreambuf_iterator<char>(svg)), {});
+  CHECK(contains(svg_text, "<svg"));
+  CHECK(contains(svg_text, "polyline"));
+  CHECK(nlohmann::json::parse(file_bytes(out + "/config.json"))["model"]["name"] == "glow");
+
+  // The checkpoint: model + Adam state + metadata; ActNorm's init flags are set.
+  const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  CHECK(ck.metadata.at("step") == "12");
+  CHECK(ck.metadata.at("format") == "flowgrad-train-checkpoint-1");
+  const auto config = nlohmann::json::parse(ck.metadata.at("config"));
+  CHECK(config["model"]["hidden"] == 8);
+  CHECK(config["train"]["batch"] == 8);
+  for (const char* key : {"rng", "noise_rng", "shuffle_rng", "epoch", "batch_in_epoch"}) CHECK(ck.metadata.count(key));
+  std::size_t flags = 0, adam = 0;
+  for (const auto& [name, v] : ck.tensors) {
+    if (name.size() > 11 && name.compare(name.size() - 11, 11, "initialized") == 0) {
+      ++flags;
+      CHECK(flowgrad::nn::float_array<float>(v, name)() == 1.0f);
+    }
+    if (name.rfind("adam.", 0) == 0) ++adam;
+  }
+  CHECK(flags == 2);  // one ActNorm per step, 2 levels x 1 step
+  CHECK(adam > 0);
+
+  // eval reproduces the last evaluation exactly (same fixed noise), from the directory or the file.
+  Run e = flowgrad_cmd("eval " + out + " --threads 1");
+  CAPTURE(e.out);
+  REQUIRE(e.code == 0);
+  CHECK(test_bpd_printed(e.out) == doctest::Approx(rows[1]["test_bpd"].get<double>()).epsilon(1e-4));
+  e = flowgrad_cmd("eval " + out + "/checkpoint.safetensors");
+  CHECK(e.code == 0);
+
+  Run s = flowgrad_cmd("sample " + out + " --temperature 0.5 --n 10 --out " + (tmp / "s.png"));
+  CAPTURE(s.out);
+  CHECK(s.code == 0);
+  CHECK(is_png(tmp / "s.png"));
+
+  Run i = flowgrad_cmd("interpolate " + out + " --pairs 2 --steps 5 --out " + (tmp / "i.png"));
+  CAPTURE(i.out);
+  REQUIRE(i.code == 0);
+  CHECK(is_png(tmp / "i.png"));
+  const auto at = i.out.find("reconstruction error at the ends: ");
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(i.out.substr(at + 34)) < 1e-3);
+
+  Run bad = flowgrad_cmd("interpolate " + out + " --pairs 20 --out " + (tmp / "j.png"));
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.out, "--pairs"));
+  bad = flowgrad_cmd("sample " + (tmp / "nothing-here") + " --out " + (tmp / "k.png"));
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.out, "nothing-here"));
+}
+
+TEST_CASE("resume gives bit-identical parameters and optimizer state to an uninterrupted run") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  for (const std::string model : {"glow", "realnvp", "nice"}) {
+    CAPTURE(model);
+    auto cmd = [&](const std::string& out) {
+      return "train --model " + model + " --dataset mnist --data-dir " + (tmp / "data") + " --out " + out +
+             tiny_model_options(model) + " --batch 8 --warmup 3 --flip --threads 2";  // flips draw too
+    };
+    // 8 steps straight, against 3 steps, then resumed to 8: crosses an epoch end (6 steps).
+    Run a = flowgrad_cmd(cmd(tmp / (model + "-a")) + " --steps 8");
+    CAPTURE(a.out);
+    REQUIRE(a.code == 0);
+    Run b1 = flowgrad_cmd(cmd(tmp / (model + "-b")) + " --steps 3");
+    CAPTURE(b1.out);
+    REQUIRE(b1.code == 0);
+    Run b2 = flowgrad_cmd("train --resume " + (tmp / (model + "-b")) + " --steps 8 --threads 2");
+    CAPTURE(b2.out);
+    REQUIRE(b2.code == 0);
+    CHECK(contains(b2.out, "resumed at step 3"));
+    const SafeTensors ca = load_safetensors(tmp / (model + "-a/checkpoint.safetensors"));
+    const SafeTensors cb = load_safetensors(tmp / (model + "-b/checkpoint.safetensors"));
+    std::string why;
+    CHECK_MESSAGE(same_tensors(ca, cb, why), why);
+    CHECK(cb.metadata.at("step") == "8");
+    for (const char* key : {"rng", "noise_rng", "shuffle_rng", "epoch", "batch_in_epoch"}) {
+      CAPTURE(key);
+      CHECK(ca.metadata.at(key) == cb.metadata.at(key));
+    }
+    // The same evaluations at the same steps: step 6 (epoch end) and 8 (the end).
+    const auto ra = read_jsonl(tmp / (model + "-a/metrics.jsonl"));
+    const auto rb = read_jsonl(tmp / (model + "-b/metrics.jsonl"));
+    REQUIRE(ra.size() == 2);
+    REQUIRE(rb.size() == 3);  // also step 3, where the first part stopped
+    CHECK(rb[0]["step"] == 3);
+    for (int k = 0; k < 2; ++k) {
+      CHECK(ra[k]["step"] == rb[k + 1]["step"]);
+      CHECK(ra[k]["test_bpd"] == rb[k + 1]["test_bpd"]);
+    }
+    CHECK(ra[1]["train_bpd"] == rb[2]["train_bpd"]);
+  }
+  // Resuming a finished run does nothing and says so.
+  Run done = flowgrad_cmd("train --resume " + (tmp / "glow-b"));
+  CHECK(done.code == 0);
+  CHECK(contains(done.out, "already complete"));
+}
+
+TEST_CASE("a non-finite loss stops training, names the step, keeps the last checkpoint, exits 1") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  Run r = flowgrad_cmd(tiny_glow(tmp / "data", out) + " --steps 20 --checkpoint-every 2 --debug-nan-at-step 5");
+  CAPTURE(r.out);
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "step 5: the loss is NaN"));
+  CHECK(contains(r.out, "--lr"));
+  CHECK(contains(r.out, "--warmup"));
+  CHECK(contains(r.out, "(step 4)"));
+  const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  CHECK(ck.metadata.at("step") == "4");
+  for (const auto& [name, v] : ck.tensors) {
+    CAPTURE(name);
+    if (flowgrad::nn::dtype_of(v) != flowgrad::nn::DType::F32) continue;  // Adam's step counts
+    const auto a = flowgrad::nn::float_array<float>(v, name);
+    bool finite = true;
+    for (float x : a) finite = finite && std::isfinite(x);
+    CHECK(finite);
+  }
+  // The kept checkpoint resumes.
+  Run resumed = flowgrad_cmd("train --resume " + out + " --steps 6");
+  CAPTURE(resumed.out);
+  CHECK(resumed.code == 0);
+
+  // An absurd learning rate diverges for real.
+  const std::string out2 = tmp / "run2";
+  Run wild = flowgrad_cmd(tiny_glow(tmp / "data", out2) + " --steps 30 --lr 1e6 --warmup 1");
+  CAPTURE(wild.out);
+  CHECK(wild.code == 1);
+  CHECK(contains(wild.out, "training diverged"));
+  CHECK(contains(wild.out, "step "));
+  CHECK(load_safetensors(out2 + "/checkpoint.safetensors").metadata.count("step"));
+}
+
+TEST_CASE("a checkpoint of another model or shape is refused") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  write_cifar_set(tmp / "cifar");
+  const std::string out = tmp / "run";
+  REQUIRE(flowgrad_cmd(tiny_glow(tmp / "data", out) + " --steps 2").code == 0);
+  const Bytes before = file_bytes(out + "/checkpoint.safetensors");
+
+  // Resume into a different model or recipe.
+  Run r = flowgrad_cmd("train --resume " + out + " --model nice --steps 4");
+  CAPTURE(r.out);
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "--model \"nice\""));
+  CHECK(contains(r.out, "glow"));
+  r = flowgrad_cmd("train --resume " + out + " --hidden 16 --batch 4 --steps 4");
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "--hidden 16"));
+  CHECK(contains(r.out, "--batch 4"));
+  CHECK(file_bytes(out + "/checkpoint.safetensors") == before);
+
+  // Evaluate on images of another shape.
+  r = flowgrad_cmd("eval " + out + " --dataset cifar10 --data-dir " + (tmp / "cifar"));
+  CAPTURE(r.out);
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "expects 1x8x8 images"));
+  CHECK(contains(r.out, "3x32x32"));
+
+  // A file whose tensors do not fit the configuration in its metadata.
+  SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  auto config = nlohmann::json::parse(ck.metadata.at("config"));
+  config["model"]["hidden"] = 16;
+  ck.metadata["config"] = config.dump();
+  flowgrad::nn::save_safetensors(tmp / "edited.safetensors", ck.tensors, ck.metadata);
+  r = flowgrad_cmd("eval " + (tmp / "edited.safetensors"));
+  CAPTURE(r.out);
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "edited.safetensors"));
+  CHECK(contains(r.out, "expected"));
+  fs::create_directories(tmp / "edited-run");
+  fs::copy_file(tmp / "edited.safetensors", tmp / "edited-run/checkpoint.safetensors");
+  r = flowgrad_cmd("train --resume " + (tmp / "edited-run") + " --steps 4");
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "does not fit"));
+
+  // A safetensors file that is not a training checkpoint.
+  r = flowgrad_cmd("export-check --model glow --out " + (tmp / "check.safetensors"));
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(load_safetensors(tmp / "check.safetensors").find("__input__") != nullptr);
+  r = flowgrad_cmd("sample " + (tmp / "check.safetensors") + " --out " + (tmp / "x.png"));
+  CHECK(r.code == 1);
+  CHECK(contains(r.out, "not a flowgrad training checkpoint"));
+  CHECK_FALSE(fs::exists(tmp / "x.png"));
+}
+
+TEST_CASE("SIGINT saves a checkpoint and exits 130; the run resumes from it") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  Run r = flowgrad_cmd(tiny_glow(tmp / "data", out) + " --steps 1000000", "timeout --preserve-status -s INT 3 ");
+  CAPTURE(r.out);
+  CHECK(r.code == 130);
+  CHECK(contains(r.out, "interrupted at step"));
+  const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  const long step = std::stol(ck.metadata.at("step"));
+  CHECK(step > 0);
+  Run resumed = flowgrad_cmd("train --resume " + out + " --steps " + std::to_string(step + 2));
+  CAPTURE(resumed.out);
+  CHECK(resumed.code == 0);
+  CHECK(load_safetensors(out + "/checkpoint.safetensors").metadata.at("step") == std::to_string(step + 2));
+}
+
+TEST_CASE("train on a tiny CIFAR-10 set (3x32x32), then eval") {
+  TempDir tmp;
+  write_cifar_set(tmp / "cifar", 4, 6);
+  const std::string out = tmp / "run";
+  Run r = flowgrad_cmd("train --model realnvp --dataset cifar10 --data-dir " + (tmp / "cifar") + " --out " + out +
+                       " --levels 2 --couplings 1 --hidden 4 --blocks 1 --batch 4 --steps 3 --flip --threads 2");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "3x32x32"));
+  Run e = flowgrad_cmd("eval " + out);
+  CAPTURE(e.out);
+  CHECK(e.code == 0);
+  CHECK(std::isfinite(test_bpd_printed(e.out)));
+}
+
+TEST_CASE("end to end on the real Fashion-MNIST, when installed") {
+  const std::string dir = "/usr/share/datasets/fashion-mnist";
+  if (!fs::exists(dir + "/train-images-idx3-ubyte.gz")) {
+    const std::string why = "skipped: Fashion-MNIST is not installed at " + dir + " (apt-get install dataset-fashion-mnist)";
+    MESSAGE(why);
+    return;
+  }
+  TempDir tmp;
+  const std::string out = tmp / "run";
+  Run r = flowgrad_cmd("train --model glow --dataset fashion-mnist --out " + out +
+                       " --levels 2 --flow-steps 1 --hidden 8 --steps 5 --threads 2");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "60,000 images"));
+  const double bpd = test_bpd_printed(r.out);
+  CHECK(bpd > 1.0);
+  CHECK(bpd < 12.0);
+  CHECK(is_png(out + "/samples_T1.0.png"));
+}
