@@ -15,6 +15,7 @@
 
 #include "autograd/blas.hpp"
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/parallel.hpp"
 
 namespace flowgrad {
@@ -192,17 +193,6 @@ inline std::size_t rows_per_block(const Geometry& g, std::size_t scalar_size) {
   return std::max<std::size_t>(1, std::min(g.oh, budget / row_bytes));
 }
 
-// Eight running sums, so the adds pipeline (and vectorise) without -ffast-math.
-template <class T>
-T sum_of(const T* v, std::size_t n) {
-  T acc[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += v[i + k];
-  for (; i < n; ++i) acc[0] += v[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 // y_n = W col(x_n) (+ b), one block of output rows at a time.
 template <class T>
 void forward_image(const Geometry& g, const T* xn, const T* w, const T* b, T* yn) {
@@ -293,7 +283,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         backward_image(g, xd + n * g.in_image(), wd, gn, need_w ? gw[ch].data() : nullptr,
                        need_x ? gx.data() + n * g.in_image() : nullptr);
         if (need_b)
-          for (std::size_t o = 0; o < g.o; ++o) gb[ch][o] += sum_of(gn + o * P, P);
+          for (std::size_t o = 0; o < g.o; ++o) gb[ch][o] += kernels::sum_of(gn + o * P, P);
       }
     });
     if (need_x) x.accumulate_grad(std::move(gx));

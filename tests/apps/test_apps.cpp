@@ -1,6 +1,8 @@
 // End-to-end tests of the `flowgrad` program, run as a subprocess on tiny IDX and CIFAR
 // files written here (8x8 grey images, a few dozen of them), with tiny models.
 #include <doctest/doctest.h>
+
+#include "support.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +19,8 @@
 #include "nn/safetensors.hpp"
 
 namespace fs = std::filesystem;
+using flowgrad::testing::contains;
+using flowgrad::testing::TempDir;
 using flowgrad::nn::load_safetensors;
 using flowgrad::nn::SafeTensors;
 
@@ -41,22 +45,6 @@ Run flowgrad_cmd(const std::string& args, const std::string& prefix = "") {
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return {code, out};
 }
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "flowgrad-apps-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 using Bytes = std::vector<unsigned char>;
 

@@ -1,5 +1,7 @@
 // PNG output, read back with libpng's own decoder.
 #include <doctest/doctest.h>
+
+#include "support.hpp"
 #include <png.h>
 
 #include <cmath>
@@ -17,22 +19,10 @@
 
 using namespace flowgrad::data;
 namespace fs = std::filesystem;
+using flowgrad::testing::contains;
+using flowgrad::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "flowgrad-png-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 struct Decoded {
   std::size_t width = 0, height = 0, channels = 0;
@@ -57,24 +47,12 @@ Decoded read_png(const std::string& path) {
 }
 
 template <class F>
-std::string data_error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected DataError, got another exception: " << e.what());
-  }
-  FAIL("expected DataError, nothing was thrown");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+std::string data_error_of(F&& f) { return flowgrad::testing::error_of<DataError>(f); }
 
 }  // namespace
 
 TEST_CASE("write_png: grey and RGB round trip, no temporary left behind") {
-  TempDir dir;
+  TempDir dir("flowgrad-png");
   xt::xarray<std::uint8_t> grey = {{0, 10, 20}, {30, 40, 250}};
   write_png(dir / "grey.png", grey);
   Decoded g = read_png(dir / "grey.png");
@@ -101,7 +79,7 @@ TEST_CASE("write_png: grey and RGB round trip, no temporary left behind") {
 }
 
 TEST_CASE("write_image_grid: a 2x3 grid of grey tiles, clipped, NaN tile counted") {
-  TempDir dir;
+  TempDir dir("flowgrad-png");
   // 6 tiles of 4x5; tile k has value (k + 1) / 8 except a few probes.
   xt::xarray<float> images = xt::zeros<float>({6, 1, 4, 5});
   for (std::size_t k = 0; k < 6; ++k) xt::view(images, k) = float(k + 1) / 8.f;
@@ -131,7 +109,7 @@ TEST_CASE("write_image_grid: a 2x3 grid of grey tiles, clipped, NaN tile counted
 }
 
 TEST_CASE("write_image_grid: RGB tiles, fewer images than columns, double input") {
-  TempDir dir;
+  TempDir dir("flowgrad-png");
   xt::xarray<double> images = xt::zeros<double>({2, 3, 2, 2});
   images(1, 0, 1, 1) = 0.5;
   images(1, 2, 1, 1) = std::numeric_limits<double>::infinity();
@@ -147,7 +125,7 @@ TEST_CASE("write_image_grid: RGB tiles, fewer images than columns, double input"
 }
 
 TEST_CASE("PNG errors name the path") {
-  TempDir dir;
+  TempDir dir("flowgrad-png");
   std::string path = dir / "missing-dir/out.png";
   std::string msg = data_error_of([&] { write_png(path, xt::xarray<std::uint8_t>({{1, 2}})); });
   CHECK(contains(msg, path));

@@ -2,6 +2,8 @@
 // a bad file can have, each checked for the exception type and a message naming the
 // file and the number that matters.
 #include <doctest/doctest.h>
+
+#include "support.hpp"
 #include <zlib.h>
 
 #include <cstdlib>
@@ -16,23 +18,11 @@
 
 using namespace flowgrad::data;
 namespace fs = std::filesystem;
+using flowgrad::testing::contains;
+using flowgrad::testing::TempDir;
 using Bytes = std::vector<std::uint8_t>;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "flowgrad-data-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_raw(const std::string& path, const Bytes& bytes) {
   std::ofstream f(path, std::ios::binary);
@@ -87,26 +77,13 @@ Bytes cifar_records(std::size_t n, std::size_t seed) {
   return b;
 }
 
-// Runs f, requires a DataError, and returns its message.
 template <class F>
-std::string data_error_of(F&& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("expected DataError, got another exception: " << e.what());
-  }
-  FAIL("expected DataError, nothing was thrown");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+std::string data_error_of(F&& f) { return flowgrad::testing::error_of<DataError>(f); }
 
 }  // namespace
 
 TEST_CASE("IDX round trip, raw and gzip") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   for (bool gz : {false, true}) {
     CAPTURE(gz);
     Bytes images = idx_images(7, 5, 3), labels = idx_labels(7);
@@ -127,7 +104,7 @@ TEST_CASE("IDX round trip, raw and gzip") {
 }
 
 TEST_CASE("IDX: .gz is preferred, a raw file is found, gzip is detected by content") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   write_raw(dir / "t10k-images-idx3-ubyte", idx_images(3, 2, 2));
   write_gz(dir / "t10k-labels-idx1-ubyte.gz", idx_labels(3));
   ImageDataset ds = load_idx_dataset(dir.path.string(), "test");
@@ -147,7 +124,7 @@ TEST_CASE("IDX: .gz is preferred, a raw file is found, gzip is detected by conte
 }
 
 TEST_CASE("IDX faults: missing directory and missing file name what was tried") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   std::string missing = dir / "no-such-dir";
   std::string msg = data_error_of([&] { load_idx_dataset(missing, "train"); });
   CHECK(contains(msg, missing));
@@ -168,7 +145,7 @@ TEST_CASE("IDX faults: missing directory and missing file name what was tried") 
 }
 
 TEST_CASE("IDX fault: wrong magic") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   std::string path = dir / "train-images-idx3-ubyte";
   write_raw(path, idx_labels(5));  // a labels file where images are expected
   std::string msg = data_error_of([&] { read_idx_images(path); });
@@ -186,7 +163,7 @@ TEST_CASE("IDX fault: wrong magic") {
 }
 
 TEST_CASE("IDX fault: truncated data, raw and gzip, names the expected size and the offset") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   Bytes full = idx_images(10, 28, 28);  // 16 + 7840 bytes
   Bytes cut(full.begin(), full.begin() + 1000);
   write_raw(dir / "train-images-idx3-ubyte", cut);
@@ -226,7 +203,7 @@ TEST_CASE("IDX fault: truncated data, raw and gzip, names the expected size and 
 }
 
 TEST_CASE("IDX fault: corrupt gzip data and trailing bytes") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   write_gz(dir / "whole.gz", idx_images(10, 28, 28));
   Bytes gz = read_raw(dir / "whole.gz");
   for (std::size_t i = 12; i < gz.size() - 8; ++i) gz[i] ^= 0x5a;
@@ -244,7 +221,7 @@ TEST_CASE("IDX fault: corrupt gzip data and trailing bytes") {
 }
 
 TEST_CASE("IDX fault: image and label counts disagree") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   write_raw(dir / "train-images-idx3-ubyte", idx_images(5, 2, 2));
   write_gz(dir / "train-labels-idx1-ubyte.gz", idx_labels(4));
   std::string msg = data_error_of([&] { load_idx_dataset(dir.path.string(), "train"); });
@@ -255,7 +232,7 @@ TEST_CASE("IDX fault: image and label counts disagree") {
 }
 
 TEST_CASE("IDX fault: dimensions that overflow or exceed the file, or are zero") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   Bytes lying;
   put32(lying, kIdxImagesMagic);
   for (int i = 0; i < 3; ++i) put32(lying, 0xffffffffu);
@@ -295,7 +272,7 @@ TEST_CASE("IDX fault: dimensions that overflow or exceed the file, or are zero")
 }
 
 TEST_CASE("IDX fault: empty files, raw and gzip") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   write_raw(dir / "train-images-idx3-ubyte", {});
   std::string msg = data_error_of([&] { read_idx_images(dir / "train-images-idx3-ubyte"); });
   CHECK(contains(msg, "train-images-idx3-ubyte"));
@@ -308,7 +285,7 @@ TEST_CASE("IDX fault: empty files, raw and gzip") {
 }
 
 TEST_CASE("CIFAR-10 round trip, from the parent folder or the batches folder itself") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   fs::create_directory(dir.path / "cifar-10-batches-bin");
   std::string folder = (dir.path / "cifar-10-batches-bin").string();
   std::size_t first = 0;
@@ -334,7 +311,7 @@ TEST_CASE("CIFAR-10 round trip, from the parent folder or the batches folder its
 }
 
 TEST_CASE("CIFAR-10 faults: missing, empty, bad size, bad label") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   std::string msg = data_error_of([&] { load_cifar10(dir.path.string(), "test"); });
   CHECK(contains(msg, "test_batch.bin"));
   CHECK(contains(msg, dir.path.string()));
@@ -379,7 +356,7 @@ TEST_CASE("CIFAR-10 faults: missing, empty, bad size, bad label") {
 }
 
 TEST_CASE("load_dataset picks the reader and checks its arguments") {
-  TempDir dir;
+  TempDir dir("flowgrad-data");
   write_gz(dir / "train-images-idx3-ubyte.gz", idx_images(4, 3, 3));
   write_gz(dir / "train-labels-idx1-ubyte.gz", idx_labels(4));
   for (const char* name : {"mnist", "fashion-mnist"}) {
