@@ -36,6 +36,7 @@ struct BenchOptions {
   int steps = 10;
   int batch = 64;
   bool profile = false;
+  bool retain_memory = true;
 };
 
 double product(const Shape& s, std::size_t from = 0, std::size_t to = std::size_t(-1)) {
@@ -119,7 +120,7 @@ void run_bench(const BenchOptions& o) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
   set_num_threads(o.threads);  // OpenBLAS and our parallel_for alike
-  retain_freed_memory();       // steps re-use freed activations instead of faulting them in
+  if (o.retain_memory) retain_freed_memory();  // steps re-use freed memory instead of faulting it in
   manual_seed(0);
   auto model = flows::make_bench_model<float>(o.model);
   model->set_actnorm_data_init(false);  // the reference's bench starts from the plain init
@@ -204,6 +205,8 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--profile", o->profile,
                 "Also print, on stderr, where the timed steps spent their time, per op");
+  cmd->add_flag("!--no-retain-memory", o->retain_memory,
+                "Let malloc hand freed memory back to the kernel (to measure what retain_freed_memory saves)");
   cmd->callback([o] { run_bench(*o); });
 }
 

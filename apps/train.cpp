@@ -23,6 +23,7 @@
 #include "apps/curve_svg.hpp"
 #include "apps/progress.hpp"
 #include "apps/run.hpp"
+#include "autograd/memory.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/random.hpp"
 #include "autograd/reduce.hpp"
@@ -237,6 +238,7 @@ void run_train(TrainArgs& a) {
   }
   validate_train(cfg.train);
   set_num_threads(a.threads);
+  retain_freed_memory();  // each step re-uses the last step's memory instead of faulting it in again
 
   // The data, before anything is written.
   const data::ImageDataset train = data::load_dataset(cfg.train.dataset, cfg.train.data_dir, "train");

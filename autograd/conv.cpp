@@ -296,7 +296,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     };
     if (need_w) weight.accumulate_grad(total(gw, weight.shape()));
     if (need_b) bias.accumulate_grad(total(gb, bias.shape()));
-  });
+  }, /*reads_output=*/false);  // backward reads only the inputs: the output may be freed early
 }
 
 #define FLOWGRAD_CONV(T)                                                                 \
