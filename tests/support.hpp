@@ -3,10 +3,16 @@
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <random>
 
 #include <filesystem>
 #include <string>
 #include <system_error>
+
+#include "autograd/tensor.hpp"
 
 namespace flowgrad::testing {
 
@@ -43,6 +49,32 @@ std::string error_of(F&& f) {
   }
   FAIL("expected an exception, nothing was thrown");
   return {};
+}
+
+// Runs a shell command; its exit status (128 + signal if killed) and its stdout.
+struct CommandResult {
+  int code;
+  std::string out;
+};
+inline CommandResult run_command(const std::string& command) {
+  FILE* p = popen(command.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+// A tensor of uniform values in [lo, hi), reproducible from the seed.
+template <class T>
+Tensor<T> rand_tensor(const Shape& shape, unsigned seed, double lo = -1, double hi = 1) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
+  for (auto& v : a) v = T(u(rng));
+  return Tensor<T>(a);
 }
 
 }  // namespace flowgrad::testing

@@ -35,15 +35,8 @@ struct Run {
 
 Run flowgrad_cmd(const std::string& args, const std::string& prefix = "") {
   const std::string cmd = prefix + kExe + " " + args + " 2>&1 </dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return {code, out};
+  const auto r = flowgrad::testing::run_command(cmd);
+  return {r.code, r.out};
 }
 
 using Bytes = std::vector<unsigned char>;

@@ -2,6 +2,8 @@
 // tiny batches so it runs in about a second.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -20,20 +22,16 @@ Result bench(const std::string& args) {
   const std::string err_file = std::string(FLOWGRAD_BUILD_DIR) + "/test_bench.stderr";
   const std::string cmd =
       std::string(FLOWGRAD_BUILD_DIR) + "/apps/flowgrad bench " + args + " 2>" + err_file + " </dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
+  const auto r = flowgrad::testing::run_command(cmd);
+  std::string err;
   char buf[4096];
   std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = pclose(p);
-  std::string err;
   if (FILE* e = std::fopen(err_file.c_str(), "r")) {
     while ((n = fread(buf, 1, sizeof buf, e)) > 0) err.append(buf, n);
     std::fclose(e);
   }
   std::remove(err_file.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out, err};
+  return {r.code, r.out, err};
 }
 
 }  // namespace

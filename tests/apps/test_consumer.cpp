@@ -2,20 +2,18 @@
 // tiny app (tests/consumer/main.cpp) compiles against them with pkg-config and runs.
 #include <doctest/doctest.h>
 
-#include <array>
+#include "support.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 namespace {
-// Runs a shell command, returns its exit status and output.
+// Runs a shell command with stderr folded into stdout.
 int run(const std::string& command, std::string& output) {
-  output.clear();
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  std::array<char, 4096> buf;
-  while (std::fgets(buf.data(), buf.size(), pipe)) output += buf.data();
-  return pclose(pipe);
+  const auto r = flowgrad::testing::run_command(command + " 2>&1");
+  output = r.out;
+  return r.code;
 }
 }  // namespace
 

@@ -1,6 +1,8 @@
 // conv2d against a direct loop and central differences; the thread pool under it.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <atomic>
 #include <cmath>
 #include <random>
@@ -19,14 +21,7 @@ using In = std::vector<Tensor<double>>;
 
 namespace {
 
-template <class T>
-Tensor<T> rand_tensor(const Shape& shape, unsigned seed, double lo = -1, double hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-  for (auto& v : a) v = T(u(rng));
-  return Tensor<T>(a);
-}
+using flowgrad::testing::rand_tensor;
 
 // The definition, in double, one output at a time.
 xt::xarray<double> direct_conv(const xt::xarray<float>& x, const xt::xarray<float>& w,

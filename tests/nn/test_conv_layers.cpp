@@ -2,6 +2,8 @@
 // as the PyTorch reference, statistics, and gradchecks of the whole networks.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <random>
 #include <string>
@@ -23,14 +25,7 @@ using In = std::vector<Tensor<double>>;
 
 namespace {
 
-template <class T>
-Tensor<T> rand_tensor(const Shape& shape, unsigned seed, double lo = -1, double hi = 1) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  xt::xarray<T> a = xt::xarray<T>::from_shape(shape);
-  for (auto& v : a) v = T(u(rng));
-  return Tensor<T>(a);
-}
+using flowgrad::testing::rand_tensor;
 
 template <class T>
 std::vector<std::string> names(const nn::Named<T>& named) {
