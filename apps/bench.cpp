@@ -37,6 +37,7 @@ struct BenchOptions {
   int batch = 64;
   bool profile = false;
   bool retain_memory = true;
+  std::string conv = "fastest";
 };
 
 double product(const Shape& s, std::size_t from = 0, std::size_t to = std::size_t(-1)) {
@@ -120,6 +121,7 @@ void run_bench(const BenchOptions& o) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
   set_num_threads(o.threads);  // OpenBLAS and our parallel_for alike
+  set_conv_algorithm(o.conv == "im2col" ? ConvAlgorithm::im2col : ConvAlgorithm::fastest);
   if (o.retain_memory) retain_freed_memory();  // steps re-use freed memory instead of faulting it in
   manual_seed(0);
   auto model = flows::make_bench_model<float>(o.model);
@@ -177,6 +179,7 @@ void run_bench(const BenchOptions& o) {
   j["gflop_per_step"] = stats.flops / 1e9;
   j["gflops"] = stats.flops / 1e9 / (median / 1000.0);
   j["blas_core"] = blas::core_name();
+  j["conv"] = o.conv;
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
   if (o.profile) {
@@ -205,6 +208,11 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--profile", o->profile,
                 "Also print, on stderr, where the timed steps spent their time, per op");
+  cmd->add_option("--conv", o->conv,
+                  "Convolution algorithm: fastest (Winograd for 3x3 convs with 16+ channels) "
+                  "or im2col (always im2col + GEMM, to compare)")
+      ->check(CLI::IsMember({"fastest", "im2col"}))
+      ->capture_default_str();
   cmd->add_flag("!--no-retain-memory", o->retain_memory,
                 "Let malloc hand freed memory back to the kernel (to measure what retain_freed_memory saves)");
   cmd->callback([o] { run_bench(*o); });

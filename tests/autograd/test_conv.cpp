@@ -145,6 +145,60 @@ TEST_CASE("conv2d forward and backward on a blocked image equal the definition")
   check(f(x), f(w), f(b), f(gy), 1e-4);
 }
 
+// 3x3 stride-1 padding-1 convs with 16+ channels each side take Winograd's F(2x2, 3x3):
+// odd sizes (tiles hanging over the edge), several images per chunk, one image per
+// chunk, on 1 and 2 threads, in both algorithms, against the definition.
+TEST_CASE("conv2d: Winograd F(2x2, 3x3) and im2col both equal the definition") {
+  struct WCase {
+    Shape x;
+    std::size_t out;
+  };
+  const WCase cases[] = {{{2, 16, 7, 5}, 17}, {{9, 20, 4, 3}, 16}, {{3, 16, 1, 1}, 16},
+                         {{2, 32, 28, 28}, 24}, {{5, 16, 14, 14}, 16}};
+  const ConvAlgorithm saved_algorithm = conv_algorithm();
+  const int saved_threads = num_threads();
+  unsigned seed = 300;
+  for (const WCase& k : cases)
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::fastest, ConvAlgorithm::im2col})
+      for (int threads : {1, 2}) {
+        CAPTURE(shape_str(k.x));
+        CAPTURE(k.out);
+        CAPTURE(int(algorithm));
+        CAPTURE(threads);
+        set_conv_algorithm(algorithm);
+        set_num_threads(threads);
+        auto x = rand_tensor<double>(k.x, ++seed);
+        auto w = rand_tensor<double>({k.out, k.x[1], 3, 3}, ++seed);
+        auto b = rand_tensor<double>({k.out}, ++seed);
+        auto gy = rand_tensor<double>({k.x[0], k.out, k.x[2], k.x[3]}, ++seed);
+        auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, 1);
+        for (std::size_t o = 0; o < k.out; ++o) xt::view(ref.y, xt::all(), o) += b.value()(o);
+        auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
+          for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
+          auto y = conv2d(x, w, b, 1, 1);
+          sum(mul(y, gy.value())).backward();
+          CHECK(max_rel_diff(y.value(), ref.y) < tol);
+          CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
+          CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
+          CHECK(max_rel_diff(b.grad(), ref.db) < tol);
+        };
+        check(x, w, b, gy, 1e-10);
+        auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
+        // float: dw sums up to 2 * 784 * 9 products of values in [-1, 1]
+        check(f(x), f(w), f(b), f(gy), 1e-4);
+      }
+  set_conv_algorithm(saved_algorithm);
+  set_num_threads(saved_threads);
+}
+
+TEST_CASE("conv2d gradcheck through Winograd F(2x2, 3x3)") {
+  REQUIRE(conv_algorithm() == ConvAlgorithm::fastest);
+  auto x = rand_tensor<double>({2, 16, 3, 5}, 400), w = rand_tensor<double>({16, 16, 3, 3}, 401);
+  auto b = rand_tensor<double>({16}, 402);
+  auto f = [](const In& t) { return conv2d(t[0], t[1], t[2], 1, 1); };
+  CHECK(gradcheck(f, In{x, w, b}));
+}
+
 TEST_CASE("conv2d gradcheck: kernels 1x1, 3x3, 2x3, 1x3; stride 1, 2; padding 0, 1; bias or not") {
   const Shape kernels[] = {{1, 1}, {3, 3}, {2, 3}, {1, 3}};
   unsigned seed = 100;
