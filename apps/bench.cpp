@@ -121,7 +121,9 @@ void run_bench(const BenchOptions& o) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
   set_num_threads(o.threads);  // OpenBLAS and our parallel_for alike
-  set_conv_algorithm(o.conv == "im2col" ? ConvAlgorithm::im2col : ConvAlgorithm::fastest);
+  set_conv_algorithm(o.conv == "im2col"         ? ConvAlgorithm::im2col
+                    : o.conv == "winograd-2x2" ? ConvAlgorithm::winograd_2x2
+                                               : ConvAlgorithm::fastest);
   if (o.retain_memory) retain_freed_memory();  // steps re-use freed memory instead of faulting it in
   manual_seed(0);
   auto model = flows::make_bench_model<float>(o.model);
@@ -209,9 +211,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--profile", o->profile,
                 "Also print, on stderr, where the timed steps spent their time, per op");
   cmd->add_option("--conv", o->conv,
-                  "Convolution algorithm: fastest (Winograd for 3x3 convs with 16+ channels) "
-                  "or im2col (always im2col + GEMM, to compare)")
-      ->check(CLI::IsMember({"fastest", "im2col"}))
+                  "Convolution algorithm: fastest (Winograd for 3x3 convs with 16+ channels), "
+                  "winograd-2x2 (F(2x2, 3x3) only) or im2col (always im2col + GEMM), to compare")
+      ->check(CLI::IsMember({"fastest", "winograd-2x2", "im2col"}))
       ->capture_default_str();
   cmd->add_flag("!--no-retain-memory", o->retain_memory,
                 "Let malloc hand freed memory back to the kernel (to measure what retain_freed_memory saves)");

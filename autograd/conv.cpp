@@ -6,9 +6,9 @@
 // meanwhile): im2col/col2im are then parallel too, and on 2 cores this measured faster
 // than a serial loop over images calling a 2-thread GEMM. Each thread reuses its own
 // column buffer across calls, so a training step allocates none.
-// 3x3 stride-1 "same" convs with 16+ channels in and out go to Winograd's F(2x2, 3x3)
-// instead (autograd/winograd.cpp): 2.25x fewer multiply-adds, the same values and
-// gradients up to rounding.
+// 3x3 stride-1 "same" convs with 16+ channels in and out go to Winograd's minimal
+// filtering instead (autograd/winograd.cpp): 2.25x (F(2x2, 3x3)) or 4x (F(4x4, 3x3))
+// fewer multiply-adds, the same values and gradients up to rounding.
 #include "autograd/conv.hpp"
 
 #include <algorithm>
@@ -36,9 +36,12 @@ struct Geometry {
   std::size_t patch() const { return c * kh * kw; }  // rows of the column matrix
   std::size_t positions() const { return oh * ow; }  // its columns
   bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad_h == 0 && pad_w == 0; }
-  bool winograd() const {
-    return g_algorithm.load() == ConvAlgorithm::fastest &&
-           winograd::applies(c, o, kh, kw, stride, pad_h, pad_w);
+  // Winograd's output tile for this conv, 0 for im2col.
+  std::size_t winograd_tile() const {
+    const ConvAlgorithm algorithm = g_algorithm.load();
+    if (algorithm == ConvAlgorithm::im2col || !winograd::applies(c, o, kh, kw, stride, pad_h, pad_w))
+      return 0;
+    return algorithm == ConvAlgorithm::winograd_2x2 ? 2 : winograd::default_tile(dims());
   }
   winograd::Dims dims() const { return {n, c, h, w, o}; }
 };
@@ -253,6 +256,87 @@ void backward_image(const Geometry& g, const T* xn, const T* w, const T* gn, T* 
   }
 }
 
+// Few output channels (Glow's zero-convs, 128 -> 4 or 8 channels, 3x3): multiply the
+// image by the weight first, Z = W_t x_n with one row per (output channel, tap), then
+// add each tap's row, shifted, into the output. Z has O*kh*kw rows where im2col has
+// C*kh*kw, so far less memory is copied; the backward builds the shifted gradient
+// G = the adjoint of that shift-add, then dW_t += G x_n^T and dx_n = W_t^T G.
+// Stride 1 only; W_t is the weight reordered to (o, i, j, c).
+inline bool narrow_output(const Geometry& g) {
+  return g.stride == 1 && !g.pointwise() && g.o < g.c && g_algorithm.load() != ConvAlgorithm::im2col &&
+         g.o * g.kh * g.kw * g.h * g.w <= std::size_t(INT_MAX);
+}
+
+// Output rows (or columns) [lo, hi) whose tap k lands inside the input: input = output + shift.
+struct TapRange {
+  std::size_t lo, hi;
+  long shift;
+};
+inline TapRange tap_range(std::size_t out, std::size_t in, std::size_t pad, std::size_t k) {
+  const long shift = long(k) - long(pad);
+  const long lo = std::max(0L, -shift), hi = std::max(lo, std::min(long(out), long(in) - shift));
+  return {std::size_t(lo), std::size_t(hi), shift};
+}
+
+// (o, c, i, j) <-> (o, i, j, c); to_taps picks the direction.
+template <class T>
+std::vector<T> reorder_weight(const Geometry& g, const T* w, bool to_taps) {
+  const std::size_t taps = g.kh * g.kw;
+  std::vector<T> out(g.o * g.c * taps);
+  for (std::size_t o = 0; o < g.o; ++o)
+    for (std::size_t c = 0; c < g.c; ++c)
+      for (std::size_t t = 0; t < taps; ++t) {
+        const std::size_t standard = (o * g.c + c) * taps + t, tapped = (o * taps + t) * g.c + c;
+        if (to_taps)
+          out[tapped] = w[standard];
+        else
+          out[standard] = w[tapped];
+      }
+  return out;
+}
+
+// Calls f(z_row, y_row, n) for every run of n elements where tap row (o, i, j) of Z meets a
+// row of output channel o, z being (O*kh*kw, h*w) and y (O, oh, ow).
+template <class F>
+void for_each_tap_run(const Geometry& g, F&& f) {
+  for (std::size_t o = 0; o < g.o; ++o)
+    for (std::size_t i = 0; i < g.kh; ++i) {
+      const TapRange r = tap_range(g.oh, g.h, g.pad_h, i);
+      for (std::size_t j = 0; j < g.kw; ++j) {
+        const TapRange q = tap_range(g.ow, g.w, g.pad_w, j);
+        const std::size_t z_plane = ((o * g.kh + i) * g.kw + j) * g.h * g.w;
+        for (std::size_t u = r.lo; u < r.hi; ++u)
+          f(z_plane + std::size_t(long(u) + r.shift) * g.w + std::size_t(long(q.lo) + q.shift),
+            (o * g.oh + u) * g.ow + q.lo, q.hi - q.lo);
+      }
+    }
+}
+
+template <class T>
+void forward_narrow(const Geometry& g, const T* xn, const T* wt, const T* b, T* yn) {
+  const int rows = int(g.o * g.kh * g.kw), HW = int(g.h * g.w), C = int(g.c);
+  T* z = column_buffer<T>(std::size_t(rows) * HW);
+  blas::gemm<T>(false, false, rows, HW, C, T(1), wt, C, xn, HW, T(0), z, HW);
+  for (std::size_t o = 0; o < g.o; ++o)
+    std::fill(yn + o * g.positions(), yn + (o + 1) * g.positions(), b ? b[o] : T(0));
+  for_each_tap_run(g, [&](std::size_t zi, std::size_t yi, std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) yn[yi + k] += z[zi + k];
+  });
+}
+
+// dwt += G x_n^T and dx_n = W_t^T G, each when asked for (non-null).
+template <class T>
+void backward_narrow(const Geometry& g, const T* xn, const T* wt, const T* gn, T* dwt, T* dxn) {
+  const int rows = int(g.o * g.kh * g.kw), HW = int(g.h * g.w), C = int(g.c);
+  T* shifted = column_buffer<T>(std::size_t(rows) * HW);
+  std::fill(shifted, shifted + std::size_t(rows) * HW, T(0));
+  for_each_tap_run(g, [&](std::size_t zi, std::size_t yi, std::size_t n) {
+    std::copy(gn + yi, gn + yi + n, shifted + zi);
+  });
+  if (dwt) blas::gemm<T>(false, true, rows, C, HW, T(1), shifted, HW, xn, HW, T(1), dwt, C);
+  if (dxn) blas::gemm<T>(true, false, C, HW, rows, T(1), wt, C, shifted, HW, T(0), dxn, HW);
+}
+
 }  // namespace
 
 void set_conv_algorithm(ConvAlgorithm algorithm) { g_algorithm = algorithm; }
@@ -267,18 +351,25 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const T* wd = weight.value().data();
   const T* bd = bias.defined() ? bias.value().data() : nullptr;
   T* yd = y.data();
-  const bool winograd = g.winograd();  // the backward follows the forward's choice
-  if (winograd)
-    winograd::forward(g.dims(), xd, wd, bd, yd);
-  else
+  const std::size_t tile = g.winograd_tile();  // the backward follows the forward's choice
+  if (tile)
+    winograd::forward(g.dims(), tile, xd, wd, bd, yd);
+  const bool narrow = !tile && narrow_output(g);
+  if (narrow) {
+    const std::vector<T> wt = reorder_weight(g, wd, true);
+    parallel_for(0, g.n, [&](std::size_t n) {
+      forward_narrow(g, xd + n * g.in_image(), wt.data(), bd, yd + n * g.out_image());
+    });
+  } else if (!tile) {
     parallel_for(0, g.n, [&](std::size_t n) {
       forward_image(g, xd + n * g.in_image(), wd, bd, yd + n * g.out_image());
     });
+  }
 
   std::vector<Tensor<T>> inputs{x, weight};
   if (bias.defined()) inputs.push_back(bias);
   return record<T>("conv2d", std::move(y), std::move(inputs),
-                   [x, weight, bias, g, winograd](const auto& gy, const auto&) {
+                   [x, weight, bias, g, tile, narrow](const auto& gy, const auto&) {
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
     const bool need_b = bias.defined() && bias.requires_grad();
     const std::size_t P = g.positions();
@@ -287,11 +378,11 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     const T* gd = gy.data();
     xt::xarray<T> gx;
     if (need_x) gx = xt::xarray<T>::from_shape({g.n, g.c, g.h, g.w});
-    if (winograd) {
+    if (tile) {
       xt::xarray<T> gw, gb;
       if (need_w) gw = xt::xarray<T>::from_shape(weight.shape());
       if (need_b) gb = xt::xarray<T>::from_shape(bias.shape());
-      winograd::backward(g.dims(), xd, wd, gd, need_x ? gx.data() : nullptr,
+      winograd::backward(g.dims(), tile, xd, wd, gd, need_x ? gx.data() : nullptr,
                          need_w ? gw.data() : nullptr, need_b ? gb.data() : nullptr);
       if (need_x) x.accumulate_grad(std::move(gx));
       if (need_w) weight.accumulate_grad(std::move(gw));
@@ -304,14 +395,19 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     const std::size_t threads = std::size_t(num_threads());
     const std::size_t chunks = std::max<std::size_t>(1, std::min(g.n, threads == 1 ? 1 : 4 * threads));
     std::vector<std::vector<T>> gw(need_w ? chunks : 0), gb(need_b ? chunks : 0);
+    const std::vector<T> wt = narrow ? reorder_weight(g, wd, true) : std::vector<T>();
     parallel_for(0, chunks, [&](std::size_t ch) {
       const std::size_t lo = ch * g.n / chunks, hi = (ch + 1) * g.n / chunks;
       if (need_w) gw[ch].assign(g.o * g.patch(), T(0));
       if (need_b) gb[ch].assign(g.o, T(0));
       for (std::size_t n = lo; n < hi; ++n) {
         const T* gn = gd + n * g.out_image();
-        backward_image(g, xd + n * g.in_image(), wd, gn, need_w ? gw[ch].data() : nullptr,
-                       need_x ? gx.data() + n * g.in_image() : nullptr);
+        T* dw = need_w ? gw[ch].data() : nullptr;  // (o, i, j, c) when narrow
+        T* dxn = need_x ? gx.data() + n * g.in_image() : nullptr;
+        if (narrow)
+          backward_narrow(g, xd + n * g.in_image(), wt.data(), gn, dw, dxn);
+        else
+          backward_image(g, xd + n * g.in_image(), wd, gn, dw, dxn);
         if (need_b)
           for (std::size_t o = 0; o < g.o; ++o) gb[ch][o] += kernels::sum_of(gn + o * P, P);
       }
@@ -324,7 +420,14 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         for (std::size_t i = 0; i < sum.size(); ++i) sum.data()[i] += parts[ch][i];
       return sum;
     };
-    if (need_w) weight.accumulate_grad(total(gw, weight.shape()));
+    if (need_w) {
+      xt::xarray<T> dw = total(gw, weight.shape());
+      if (narrow) {
+        const std::vector<T> standard = reorder_weight(g, dw.data(), false);
+        std::copy(standard.begin(), standard.end(), dw.begin());
+      }
+      weight.accumulate_grad(std::move(dw));
+    }
     if (need_b) bias.accumulate_grad(total(gb, bias.shape()));
   }, /*reads_output=*/false);  // backward reads only the inputs: the output may be freed early
 }

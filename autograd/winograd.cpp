@@ -12,31 +12,79 @@ namespace flowgrad::winograd {
 
 namespace {
 
-constexpr std::size_t kXi = 16;  // positions of a 4x4 tile
+// F(m x m, 3 x 3): an m x m output tile from an (m + 2) x (m + 2) input patch,
+//   Y = A^T [ (G g G^T) .* (B^T d B) ] A,
+// with the matrices of Lavin & Gray (interpolation points 0, -1, 1 for m = 2, and
+// 0, 1, -1, 2, -2 for m = 4; the last row is the point at infinity).
+template <int M>
+struct Minimal;
+template <>
+struct Minimal<2> {
+  static constexpr int m = 2, alpha = 4;
+  static constexpr double BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr double G[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
+  static constexpr double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+template <>
+struct Minimal<4> {
+  static constexpr int m = 4, alpha = 6;
+  static constexpr double BT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0},
+                                      {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0},
+                                      {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr double G[6][3] = {{1. / 4, 0, 0},           {-1. / 6, -1. / 6, -1. / 6},
+                                     {-1. / 6, 1. / 6, -1. / 6}, {1. / 24, 1. / 12, 1. / 6},
+                                     {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+  static constexpr double AT[4][6] = {
+      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
 
-// Tiles: output tile (ty, tx) covers output rows 2ty, 2ty+1 and columns 2tx, 2tx+1; its
-// 4x4 input patch starts at input (2ty - 1, 2tx - 1). Every row of tiles has one extra
+// out[i] = sum_k mat[i][k] in[k] (or, transposed, sum_k mat[k][i] in[k]) for a small
+// constant matrix: unrolled, and a zero coefficient costs nothing (so B^T d is the
+// handful of adds it is on paper, not a dense 6 x 6 product).
+template <bool Transposed, int Rows, int Cols, class T>
+inline void apply(const double (&mat)[Rows][Cols], const T* in, T* out) {
+  constexpr int n_out = Transposed ? Cols : Rows, n_in = Transposed ? Rows : Cols;
+#pragma GCC unroll 8
+  for (int i = 0; i < n_out; ++i) {
+    T acc = T(0);
+#pragma GCC unroll 8
+    for (int k = 0; k < n_in; ++k) {
+      const double c = Transposed ? mat[k][i] : mat[i][k];
+      if (c == 1) acc += in[k];
+      else if (c == -1) acc -= in[k];
+      else if (c != 0) acc += T(c) * in[k];
+    }
+    out[i] = acc;
+  }
+}
+
+// Tiles: output tile (ty, tx) covers output rows m ty .. m ty + m - 1 (columns alike); its
+// input patch starts at input (m ty - 1, m tx - 1). Every row of tiles has one extra
 // tile at tx = tiles_w (past the image, all zero): with `half` = tiles_w + 1 tiles per
-// row, patch element (a, j) of tile t = ty * half + tx is element t + (a/2) * half + j/2
-// of the input's phase (a%2, j%2), where phase (p, q) holds the input at rows 2r + p - 1
-// and columns 2m + q - 1. So every transform is one unit-stride loop over the tiles, and
-// only the split into phases (and back) touches every other element. The extra tiles
-// cost 1/half of the products (7% at 28x28, 12% at 14x14) and keep the loops long.
+// row, patch element (a, j) of tile t = ty * half + tx is element t + (a/m) * half + j/m
+// of the input's phase (a%m, j%m), where phase (p, q) holds the input at rows m r + p - 1
+// and columns m k + q - 1. So every transform is one unit-stride loop over the tiles, and
+// only the split into phases (and back) touches every m-th element. The extra tiles cost
+// 1/half of the products and keep the loops long.
 //
 // The batch's tile rows (image i, tile row ty), numbered i * tiles_h + ty, are cut into
-// chunks that are transformed and multiplied together, each product having about this
-// many columns. Small enough that a chunk's transformed input and products stay in L2:
-// Real NVP's step measured 3.86 s with 98-196 tiles per chunk, 4.58 s with 392, 5.95 s
-// with 784 (64 channels, 1 thread).
-constexpr std::size_t kTilesPerChunk = 112;
+// chunks that are transformed and multiplied together. A chunk's transformed input
+// (alpha^2 x channels x tiles) is kept to about this many bytes, so that it and the
+// products stay in L2: Real NVP's step (F(2x2, 3x3), 64 channels, 1 thread) measured
+// 3.86 s with 98-196 tiles per chunk (400-800 KB), 4.58 s with 392, 5.95 s with 784.
+constexpr std::size_t kChunkBytes = std::size_t(448) << 10;
 
 struct Layout {
+  std::size_t m;                 // output tile size
   std::size_t tiles_h, tiles_w;  // per image
   std::size_t half;              // tiles per row, with the extra one: tiles_w + 1
   std::size_t rows_per_chunk;    // tile rows
-  explicit Layout(const Dims& d)
-      : tiles_h((d.h + 1) / 2), tiles_w((d.w + 1) / 2), half(tiles_w + 1),
-        rows_per_chunk(std::max<std::size_t>(1, kTilesPerChunk / half)) {}
+  Layout(const Dims& d, std::size_t tile, std::size_t tile_bytes)
+      : m(tile), tiles_h((d.h + tile - 1) / tile), tiles_w((d.w + tile - 1) / tile),
+        half(tiles_w + 1), rows_per_chunk(std::max<std::size_t>(1, kChunkBytes / tile_bytes / half)) {}
+  // Elements of one phase of a chunk's input: its rows plus one, and one zero that the
+  // last (extra) tile reads past the end.
+  std::size_t phase_size() const { return (rows_per_chunk + 1) * half + 1; }
 };
 
 // Tile rows [begin, end) of the batch; its transformed values sit at [xi][channel][t],
@@ -84,54 +132,6 @@ T* buffer(std::size_t size) {
 #define FLOWGRAD_IVDEP
 #endif
 
-// U[xi][o][c] = (G g G^T)[xi] for g = weight[o][c], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
-template <class T>
-std::vector<T> transform_weight(const Dims& d, const T* weight) {
-  std::vector<T> u(kXi * d.o * d.c);
-  const std::size_t oc = d.o * d.c;
-  for (std::size_t k = 0; k < oc; ++k) {
-    const T* g = weight + 9 * k;
-    T gg[4][3];  // G g
-    for (int j = 0; j < 3; ++j) {
-      gg[0][j] = g[j];
-      gg[1][j] = T(0.5) * (g[j] + g[3 + j] + g[6 + j]);
-      gg[2][j] = T(0.5) * (g[j] - g[3 + j] + g[6 + j]);
-      gg[3][j] = g[6 + j];
-    }
-    for (int a = 0; a < 4; ++a) {
-      const T* r = gg[a];
-      T* out = u.data() + std::size_t(4 * a) * oc + k;
-      out[0 * oc] = r[0];
-      out[1 * oc] = T(0.5) * (r[0] + r[1] + r[2]);
-      out[2 * oc] = T(0.5) * (r[0] - r[1] + r[2]);
-      out[3 * oc] = r[2];
-    }
-  }
-  return u;
-}
-
-// The adjoint: dg = G^T dU G, written to grad[o][c][3][3].
-template <class T>
-void weight_grad_from(const Dims& d, const T* du, T* grad) {
-  const std::size_t oc = d.o * d.c;
-  for (std::size_t k = 0; k < oc; ++k) {
-    T r[4][3];  // dU G, row a
-    for (int a = 0; a < 4; ++a) {
-      const T* in = du + std::size_t(4 * a) * oc + k;
-      const T u0 = in[0], u1 = in[oc], u2 = in[2 * oc], u3 = in[3 * oc];
-      r[a][0] = u0 + T(0.5) * (u1 + u2);
-      r[a][1] = T(0.5) * (u1 - u2);
-      r[a][2] = T(0.5) * (u1 + u2) + u3;
-    }
-    T* g = grad + 9 * k;
-    for (int j = 0; j < 3; ++j) {
-      g[j] = r[0][j] + T(0.5) * (r[1][j] + r[2][j]);
-      g[3 + j] = T(0.5) * (r[1][j] - r[2][j]);
-      g[6 + j] = T(0.5) * (r[1][j] + r[2][j]) + r[3][j];
-    }
-  }
-}
-
 // The input planes come from memory (activations written long before), a short run
 // of rows per channel: too short for the hardware prefetcher, so the next channel's
 // rows are requested while this one's are transformed.
@@ -141,270 +141,330 @@ inline void prefetch(const T* from, std::size_t count) {
   for (std::size_t b = 0; b < count * sizeof(T); b += 64) __builtin_prefetch(p + b);
 }
 
-// Phase q of a row: out[m] = row[2m + q - 1] for m in [0, half), zero outside [0, w);
+// The image rows a segment's patches read: [lo, hi).
+inline void patch_rows(const Layout& L, const Segment& s, std::size_t h, std::size_t& lo,
+                       std::size_t& hi) {
+  lo = L.m * s.ty0 == 0 ? 0 : L.m * s.ty0 - 1;
+  hi = std::min(h, L.m * (s.ty0 + s.rows) + 2);
+}
+
+// U[xi][o][c] = (G g G^T)[xi] for g = weight[o][c].
+template <class W, class T>
+std::vector<T> transform_weight(const Dims& d, const T* weight) {
+  constexpr int A = W::alpha;
+  const std::size_t oc = d.o * d.c;
+  std::vector<T> u(std::size_t(A * A) * oc);
+  for (std::size_t k = 0; k < oc; ++k) {
+    const T* g = weight + 9 * k;
+    T gg[A][3], col[3], out[A];  // G g, then (G g) G^T row by row
+    for (int j = 0; j < 3; ++j) {
+      for (int i = 0; i < 3; ++i) col[i] = g[3 * i + j];
+      apply<false>(W::G, col, out);
+      for (int a = 0; a < A; ++a) gg[a][j] = out[a];
+    }
+    for (int a = 0; a < A; ++a) {
+      apply<false>(W::G, gg[a], out);
+      for (int b = 0; b < A; ++b) u[std::size_t(a * A + b) * oc + k] = out[b];
+    }
+  }
+  return u;
+}
+
+// The adjoint: dg = G^T dU G, written to grad[o][c][3][3].
+template <class W, class T>
+void weight_grad_from(const Dims& d, const T* du, T* grad) {
+  constexpr int A = W::alpha;
+  const std::size_t oc = d.o * d.c;
+  for (std::size_t k = 0; k < oc; ++k) {
+    T r[A][3], row[A], col[A], out[3];  // dU G, then G^T (dU G)
+    for (int a = 0; a < A; ++a) {
+      for (int b = 0; b < A; ++b) row[b] = du[std::size_t(a * A + b) * oc + k];
+      apply<true>(W::G, row, r[a]);
+    }
+    for (int j = 0; j < 3; ++j) {
+      for (int a = 0; a < A; ++a) col[a] = r[a][j];
+      apply<true>(W::G, col, out);
+      for (int i = 0; i < 3; ++i) grad[9 * k + 3 * i + j] = out[i];
+    }
+  }
+}
+
+// Phase q of a row: out_q[k] = row[m k + q - 1] for k in [0, half), zero outside [0, w);
 // a null row is all zeros.
-template <class T>
-inline void split_row(const T* row, std::size_t w, std::size_t half, T* phase0, T* phase1) {
-  const std::size_t n1 = row ? (w + 1) / 2 : 0, n0 = row ? w / 2 : 0;  // row[2m], row[2m + 1]
-  phase0[0] = T(0);
-  FLOWGRAD_IVDEP
-  for (std::size_t m = 0; m < n1; ++m) phase1[m] = row[2 * m];
-  FLOWGRAD_IVDEP
-  for (std::size_t m = 0; m < n0; ++m) phase0[m + 1] = row[2 * m + 1];
-  for (std::size_t m = n1; m < half; ++m) phase1[m] = T(0);
-  for (std::size_t m = n0 + 1; m < half; ++m) phase0[m] = T(0);
+template <int M, class T>
+inline void split_row(const T* row, std::size_t w, std::size_t half, T* const* out) {
+  for (int q = 0; q < M; ++q) {
+    T* o = out[q];
+    std::size_t k = 0;
+    if (q == 0) o[k++] = T(0);  // column -1
+    if (row) {
+      const std::size_t first = M * k + q - 1, n = first < w ? (w - first + M - 1) / M : 0;
+      const T* src = row + first;
+      T* dst = o + k;
+      FLOWGRAD_IVDEP
+      for (std::size_t i = 0; i < n; ++i) dst[i] = src[M * i];
+      k += n;
+    }
+    for (; k < half; ++k) o[k] = T(0);
+  }
 }
 
-// The adjoint of split_row: row[k] += the phase element it came from.
-template <class T>
-inline void merge_row_add(const T* phase0, const T* phase1, std::size_t w, T* row) {
-  FLOWGRAD_IVDEP
-  for (std::size_t m = 0; m < (w + 1) / 2; ++m) row[2 * m] += phase1[m];
-  FLOWGRAD_IVDEP
-  for (std::size_t m = 0; m < w / 2; ++m) row[2 * m + 1] += phase0[m + 1];
+// The adjoint of split_row: row[c] += the phase element it came from.
+template <int M, class T>
+inline void merge_row_add(const T* const* in, std::size_t w, T* row) {
+  for (int q = 0; q < M; ++q) {
+    const std::size_t k0 = q == 0 ? 1 : 0, first = M * k0 + q - 1;
+    if (first >= w) continue;
+    const std::size_t n = (w - first + M - 1) / M;
+    const T* src = in[q] + k0;
+    T* dst = row + first;
+    FLOWGRAD_IVDEP
+    for (std::size_t i = 0; i < n; ++i) dst[M * i] += src[i];
+  }
 }
 
-// V[xi][c][t] = (B^T d B)[xi] for the 4x4 patch d of every tile t of the chunk, with
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-template <class T>
+// V[xi][c][t] = (B^T d B)[xi] for the patch d of every tile t of the chunk.
+template <class W, class T>
 FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk ch, const T* x,
                                           T* v) {
-  const std::size_t T_ = ch.tiles(L), half = L.half;
-  T* phases = buffer<T, 0>(4 * ((L.rows_per_chunk + 1) * half + 1));
-  for (std::size_t c = 0; c < d.c; ++c)
+  constexpr int M = W::m, A = W::alpha;
+  const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.phase_size();
+  T* phases = buffer<T, 0>(M * M * stride);
+  for (std::size_t c = 0; c < d.c; ++c) {
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const T* plane = x + (s.image * d.c + c) * d.h * d.w;
-      const std::size_t row_lo = 2 * s.ty0 == 0 ? 0 : 2 * s.ty0 - 1;
-      const std::size_t row_hi = std::min(d.h, 2 * (s.ty0 + s.rows) + 2);
-      if (c + 1 < d.c) prefetch(plane + d.h * d.w + row_lo * d.w, (row_hi - row_lo) * d.w);
-      // Phase rows, plus one zero that the last (extra) tile reads past the end.
-      const std::size_t rows = s.rows + 1, stride = rows * half + 1;
-      for (std::size_t p = 0; p < 4; ++p) phases[p * stride + rows * half] = T(0);
+      std::size_t lo, hi;
+      patch_rows(L, s, d.h, lo, hi);
+      if (c + 1 < d.c) prefetch(plane + d.h * d.w + lo * d.w, (hi - lo) * d.w);
+      const std::size_t rows = s.rows + 1;
+      for (std::size_t p = 0; p < M * M; ++p) phases[p * stride + rows * half] = T(0);
       for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t p = 0; p < 2; ++p) {
-          const long ih = long(2 * (s.ty0 + r) + p) - 1;
+        for (std::size_t p = 0; p < M; ++p) {
+          const long ih = long(M * (s.ty0 + r) + p) - 1;
           const T* row = ih >= 0 && ih < long(d.h) ? plane + ih * d.w : nullptr;
-          split_row(row, d.w, half, phases + (2 * p) * stride + r * half,
-                    phases + (2 * p + 1) * stride + r * half);
+          T* out[M];
+          for (int q = 0; q < M; ++q) out[q] = phases + (p * M + q) * stride + r * half;
+          split_row<M>(row, d.w, half, out);
         }
-      const T *p00 = phases, *p01 = p00 + stride, *p10 = p01 + stride, *p11 = p10 + stride;
-      T* out[kXi];
-      for (std::size_t xi = 0; xi < kXi; ++xi) out[xi] = v + (xi * d.c + c) * T_ + s.offset;
+      T* out[A * A];
+      for (int xi = 0; xi < A * A; ++xi) out[xi] = v + (xi * d.c + c) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < s.rows * half; ++t) {
-        // Patch row a, columns 0..3: phases (a%2, 0), (a%2, 1), then the same one tile on.
-        T dd[4][4];
-        for (int a = 0; a < 4; ++a) {
-          const T* q0 = a % 2 ? p10 : p00;
-          const T* q1 = a % 2 ? p11 : p01;
-          const std::size_t at = t + (a / 2) * half;
-          dd[a][0] = q0[at];
-          dd[a][1] = q1[at];
-          dd[a][2] = q0[at + 1];
-          dd[a][3] = q1[at + 1];
+        T patch[A][A], e[A][A], col[A], res[A];
+#pragma GCC unroll 8
+        for (int a = 0; a < A; ++a)
+#pragma GCC unroll 8
+          for (int j = 0; j < A; ++j)
+            patch[a][j] = phases[((a % M) * M + j % M) * stride + t + (a / M) * half + j / M];
+#pragma GCC unroll 8
+        for (int j = 0; j < A; ++j) {  // B^T d, a column at a time
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) col[a] = patch[a][j];
+          apply<false>(W::BT, col, res);
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) e[a][j] = res[a];
         }
-        T e[4][4];  // B^T d
-        for (int j = 0; j < 4; ++j) {
-          e[0][j] = dd[0][j] - dd[2][j];
-          e[1][j] = dd[1][j] + dd[2][j];
-          e[2][j] = dd[2][j] - dd[1][j];
-          e[3][j] = dd[1][j] - dd[3][j];
-        }
-        for (int a = 0; a < 4; ++a) {  // (B^T d) B
-          out[4 * a + 0][t] = e[a][0] - e[a][2];
-          out[4 * a + 1][t] = e[a][1] + e[a][2];
-          out[4 * a + 2][t] = e[a][2] - e[a][1];
-          out[4 * a + 3][t] = e[a][1] - e[a][3];
+#pragma GCC unroll 8
+        for (int a = 0; a < A; ++a) {  // (B^T d) B
+          apply<false>(W::BT, e[a], res);
+#pragma GCC unroll 8
+          for (int b = 0; b < A; ++b) out[a * A + b][t] = res[b];
         }
       }
     }
+  }
 }
 
 // The adjoint of transform_input: x_grad += B dV B^T of every tile at its patch. Patches
-// overlap, so the 16 contributions are first stored, then added phase by phase, one
-// offset at a time (each loop then writes distinct elements).
-template <class T>
+// overlap, so the contributions are first stored, then added phase by phase, one patch
+// element at a time (each loop then writes distinct elements).
+template <class W, class T>
 FLOWGRAD_SIMD_CLONES void input_grad_from(const Dims& d, const Layout& L, Chunk ch, const T* dv,
                                           T* gx) {
-  const std::size_t T_ = ch.tiles(L), half = L.half;
-  T* phases = buffer<T, 0>(4 * ((L.rows_per_chunk + 1) * half + 1));
-  T* dd = buffer<T, 1>(kXi * L.rows_per_chunk * half);  // dd[a][j][t]
+  constexpr int M = W::m, A = W::alpha;
+  const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.phase_size();
+  T* phases = buffer<T, 0>(M * M * stride);
+  T* dd = buffer<T, 1>(A * A * L.rows_per_chunk * half);  // dd[a][j][t]
   for (std::size_t c = 0; c < d.c; ++c)
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
-      // As in transform_input: the last (extra) tile adds its zeros one past the rows.
-      const std::size_t n = s.rows * half, rows = s.rows + 1, stride = rows * half + 1;
-      const T* in[kXi];
-      for (std::size_t xi = 0; xi < kXi; ++xi) in[xi] = dv + (xi * d.c + c) * T_ + s.offset;
+      const std::size_t n = s.rows * half, rows = s.rows + 1;
+      const T* in[A * A];
+      for (int xi = 0; xi < A * A; ++xi) in[xi] = dv + (xi * d.c + c) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
-        T u[4][4];  // dV B^T: B's rows are (1,0,0,0), (0,1,-1,1), (-1,1,1,0), (0,0,0,-1)
-        for (int a = 0; a < 4; ++a) {
-          const T v0 = in[4 * a][t], v1 = in[4 * a + 1][t], v2 = in[4 * a + 2][t], v3 = in[4 * a + 3][t];
-          u[a][0] = v0;
-          u[a][1] = v1 - v2 + v3;
-          u[a][2] = v1 + v2 - v0;
-          u[a][3] = -v3;
+        T u[A][A], row[A], col[A], res[A];
+#pragma GCC unroll 8
+        for (int a = 0; a < A; ++a) {  // dV B^T
+#pragma GCC unroll 8
+          for (int b = 0; b < A; ++b) row[b] = in[a * A + b][t];
+          apply<true>(W::BT, row, u[a]);
         }
-        for (int j = 0; j < 4; ++j) {  // B (dV B^T)
-          dd[(0 * 4 + j) * n + t] = u[0][j];
-          dd[(1 * 4 + j) * n + t] = u[1][j] - u[2][j] + u[3][j];
-          dd[(2 * 4 + j) * n + t] = u[1][j] + u[2][j] - u[0][j];
-          dd[(3 * 4 + j) * n + t] = -u[3][j];
+#pragma GCC unroll 8
+        for (int j = 0; j < A; ++j) {  // B (dV B^T)
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) col[a] = u[a][j];
+          apply<true>(W::BT, col, res);
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) dd[(a * A + j) * n + t] = res[a];
         }
       }
-      std::fill(phases, phases + 4 * stride, T(0));
-      for (std::size_t a = 0; a < 4; ++a)
-        for (std::size_t j = 0; j < 4; ++j) {
-          T* dst = phases + (2 * (a % 2) + j % 2) * stride + (a / 2) * half + j / 2;
-          const T* src = dd + (a * 4 + j) * n;
+      std::fill(phases, phases + M * M * stride, T(0));
+      for (int a = 0; a < A; ++a)
+        for (int j = 0; j < A; ++j) {
+          T* dst = phases + ((a % M) * M + j % M) * stride + (a / M) * half + j / M;
+          const T* src = dd + (a * A + j) * n;
           FLOWGRAD_IVDEP
           for (std::size_t t = 0; t < n; ++t) dst[t] += src[t];
         }
       T* plane = gx + (s.image * d.c + c) * d.h * d.w;
-      {
-        const std::size_t row_lo = 2 * s.ty0 == 0 ? 0 : 2 * s.ty0 - 1;
-        const std::size_t row_hi = std::min(d.h, 2 * (s.ty0 + s.rows) + 2);
-        if (c + 1 < d.c) prefetch(plane + d.h * d.w + row_lo * d.w, (row_hi - row_lo) * d.w);
-      }
+      std::size_t lo, hi;
+      patch_rows(L, s, d.h, lo, hi);
+      if (c + 1 < d.c) prefetch(plane + d.h * d.w + lo * d.w, (hi - lo) * d.w);
       for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t p = 0; p < 2; ++p) {
-          const long ih = long(2 * (s.ty0 + r) + p) - 1;
+        for (std::size_t p = 0; p < M; ++p) {
+          const long ih = long(M * (s.ty0 + r) + p) - 1;
           if (ih < 0 || ih >= long(d.h)) continue;
-          merge_row_add(phases + (2 * p) * stride + r * half, phases + (2 * p + 1) * stride + r * half,
-                        d.w, plane + ih * d.w);
+          const T* in_phases[M];
+          for (int q = 0; q < M; ++q) in_phases[q] = phases + (p * M + q) * stride + r * half;
+          merge_row_add<M>(in_phases, d.w, plane + ih * d.w);
         }
     }
 }
 
-// y = A^T M A (+ bias) for every tile, A^T = [1 1 1 0; 0 1 -1 -1], cropped to the image.
-template <class T>
-FLOWGRAD_SIMD_CLONES void transform_output(const Dims& d, const Layout& L, Chunk ch, const T* m,
+// y = A^T M A (+ bias) for every tile, cropped to the image.
+template <class W, class T>
+FLOWGRAD_SIMD_CLONES void transform_output(const Dims& d, const Layout& L, Chunk ch, const T* mm,
                                            const T* bias, T* y) {
-  const std::size_t T_ = ch.tiles(L), half = L.half;
-  T* phases = buffer<T, 0>(4 * L.rows_per_chunk * half);  // output phase (r, s): rows 2ty + r, columns 2tx + s
+  constexpr int M = W::m, A = W::alpha;
+  const std::size_t T_ = ch.tiles(L), half = L.half, n_max = L.rows_per_chunk * half;
+  T* phases = buffer<T, 0>(M * M * n_max);  // output phase (r, s): rows m ty + r, columns m tx + s
   for (std::size_t o = 0; o < d.o; ++o) {
     const T b = bias ? bias[o] : T(0);
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half;
-      const T* in[kXi];
-      for (std::size_t xi = 0; xi < kXi; ++xi) in[xi] = m + (xi * d.o + o) * T_ + s.offset;
-      T *y00 = phases, *y01 = y00 + n, *y10 = y01 + n, *y11 = y10 + n;
+      const T* in[A * A];
+      for (int xi = 0; xi < A * A; ++xi) in[xi] = mm + (xi * d.o + o) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
-        T q0[4], q1[4];  // A^T M
-        for (int j = 0; j < 4; ++j) {
-          q0[j] = in[j][t] + in[4 + j][t] + in[8 + j][t];
-          q1[j] = in[4 + j][t] - in[8 + j][t] - in[12 + j][t];
+        T q[M][A], col[A], row[A], res[M];
+#pragma GCC unroll 8
+        for (int j = 0; j < A; ++j) {  // A^T M, a column at a time
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) col[a] = in[a * A + j][t];
+          apply<false>(W::AT, col, res);
+#pragma GCC unroll 8
+          for (int r = 0; r < M; ++r) q[r][j] = res[r];
         }
-        y00[t] = q0[0] + q0[1] + q0[2] + b;
-        y01[t] = q0[1] - q0[2] - q0[3] + b;
-        y10[t] = q1[0] + q1[1] + q1[2] + b;
-        y11[t] = q1[1] - q1[2] - q1[3] + b;
+#pragma GCC unroll 8
+        for (int r = 0; r < M; ++r) {  // (A^T M) A
+#pragma GCC unroll 8
+          for (int j = 0; j < A; ++j) row[j] = q[r][j];
+          apply<false>(W::AT, row, res);
+#pragma GCC unroll 8
+          for (int c2 = 0; c2 < M; ++c2) phases[(r * M + c2) * n_max + t] = res[c2] + b;
+        }
       }
       T* plane = y + (s.image * d.o + o) * d.h * d.w;
       for (std::size_t r = 0; r < s.rows; ++r)
-        for (std::size_t p = 0; p < 2; ++p) {
-          const std::size_t oh = 2 * (s.ty0 + r) + p;
+        for (std::size_t p = 0; p < M; ++p) {
+          const std::size_t oh = M * (s.ty0 + r) + p;
           if (oh >= d.h) continue;
-          const T* even = (p ? y10 : y00) + r * half;  // columns 2tx
-          const T* odd = (p ? y11 : y01) + r * half;   // columns 2tx + 1
           T* out = plane + oh * d.w;
-          FLOWGRAD_IVDEP
-          for (std::size_t tx = 0; tx < d.w / 2; ++tx) {
-            out[2 * tx] = even[tx];
-            out[2 * tx + 1] = odd[tx];
+          for (std::size_t q = 0; q < M && q < d.w; ++q) {
+            const T* src = phases + (p * M + q) * n_max + r * half;
+            const std::size_t cnt = (d.w - q + M - 1) / M;
+            FLOWGRAD_IVDEP
+            for (std::size_t tx = 0; tx < cnt; ++tx) out[M * tx + q] = src[tx];
           }
-          if (d.w % 2) out[d.w - 1] = even[d.w / 2];
         }
     }
   }
 }
 
-// The adjoint of transform_output: dM = A dY A^T for every tile's 2x2 gradient (zero
-// where the tile hangs over the image). Also adds each output channel's gradient sum
-// over the chunk's rows into bias_grad (when non-null).
-template <class T>
+// The adjoint of transform_output: dM = A dY A^T for every tile's gradient (zero where
+// the tile hangs over the image). Also adds each output channel's gradient sum over the
+// chunk's rows into bias_grad (when non-null).
+template <class W, class T>
 FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk ch, const T* gy,
                                          T* dm, T* bias_grad) {
-  const std::size_t T_ = ch.tiles(L), half = L.half;
-  T* phases = buffer<T, 0>(4 * L.rows_per_chunk * half);
-  for (std::size_t o = 0; o < d.o; ++o)
+  constexpr int M = W::m, A = W::alpha;
+  const std::size_t T_ = ch.tiles(L), half = L.half, n_max = L.rows_per_chunk * half;
+  T* phases = buffer<T, 0>(M * M * n_max);
+  for (std::size_t o = 0; o < d.o; ++o) {
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half;
-      T *g00 = phases, *g01 = g00 + n, *g10 = g01 + n, *g11 = g10 + n;
+      const std::size_t row_lo = M * s.ty0, row_hi = std::min(d.h, M * (s.ty0 + s.rows));
       const T* plane = gy + (s.image * d.o + o) * d.h * d.w;
-      if (o + 1 < d.o)
-        prefetch(plane + (d.h + 2 * s.ty0) * d.w, std::min(d.h - 2 * s.ty0, 2 * s.rows) * d.w);
-      T sum = 0;
+      if (o + 1 < d.o) prefetch(plane + (d.h + row_lo) * d.w, (row_hi - row_lo) * d.w);
       for (std::size_t r = 0; r < s.rows; ++r)
-        for (std::size_t p = 0; p < 2; ++p) {
-          T* even = (p ? g10 : g00) + r * half;
-          T* odd = (p ? g11 : g01) + r * half;
-          const std::size_t oh = 2 * (s.ty0 + r) + p;
-          const std::size_t n_even = oh < d.h ? (d.w + 1) / 2 : 0, n_odd = oh < d.h ? d.w / 2 : 0;
+        for (std::size_t p = 0; p < M; ++p) {
+          const std::size_t oh = M * (s.ty0 + r) + p;
           const T* row = plane + oh * d.w;
-          FLOWGRAD_IVDEP
-          for (std::size_t tx = 0; tx < n_odd; ++tx) {
-            even[tx] = row[2 * tx];
-            odd[tx] = row[2 * tx + 1];
+          for (std::size_t q = 0; q < M; ++q) {
+            T* dst = phases + (p * M + q) * n_max + r * half;
+            const std::size_t cnt = oh < d.h && q < d.w ? (d.w - q + M - 1) / M : 0;
+            FLOWGRAD_IVDEP
+            for (std::size_t tx = 0; tx < cnt; ++tx) dst[tx] = row[M * tx + q];
+            for (std::size_t tx = cnt; tx < half; ++tx) dst[tx] = T(0);
           }
-          if (n_even > n_odd) even[n_odd] = row[d.w - 1];
-          for (std::size_t tx = n_even; tx < half; ++tx) even[tx] = T(0);
-          for (std::size_t tx = n_odd; tx < half; ++tx) odd[tx] = T(0);
-          if (bias_grad)
-            for (std::size_t k = 0; k < n_even + n_odd; ++k) sum += row[k];
         }
+      T sum = 0;
+      if (bias_grad)
+        for (std::size_t k = row_lo * d.w; k < row_hi * d.w; ++k) sum += plane[k];
       if (bias_grad) bias_grad[o] += sum;
-      T* out[kXi];
-      for (std::size_t xi = 0; xi < kXi; ++xi) out[xi] = dm + (xi * d.o + o) * T_ + s.offset;
+      T* out[A * A];
+      for (int xi = 0; xi < A * A; ++xi) out[xi] = dm + (xi * d.o + o) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
-        // Rows of A dY: g0, g0 + g1, g0 - g1, -g1; then the same on columns.
-        const T r[4][2] = {{g00[t], g01[t]},
-                           {g00[t] + g10[t], g01[t] + g11[t]},
-                           {g00[t] - g10[t], g01[t] - g11[t]},
-                           {-g10[t], -g11[t]}};
-        for (int a = 0; a < 4; ++a) {
-          out[4 * a + 0][t] = r[a][0];
-          out[4 * a + 1][t] = r[a][0] + r[a][1];
-          out[4 * a + 2][t] = r[a][0] - r[a][1];
-          out[4 * a + 3][t] = -r[a][1];
+        T g[M][M], r[A][M], col[M], res[A];
+#pragma GCC unroll 8
+        for (int p = 0; p < M; ++p)
+#pragma GCC unroll 8
+          for (int q = 0; q < M; ++q) g[p][q] = phases[(p * M + q) * n_max + t];
+#pragma GCC unroll 8
+        for (int q = 0; q < M; ++q) {  // A dY, a column at a time
+#pragma GCC unroll 8
+          for (int p = 0; p < M; ++p) col[p] = g[p][q];
+          apply<true>(W::AT, col, res);
+#pragma GCC unroll 8
+          for (int a = 0; a < A; ++a) r[a][q] = res[a];
+        }
+#pragma GCC unroll 8
+        for (int a = 0; a < A; ++a) {  // (A dY) A^T
+          apply<true>(W::AT, r[a], res);
+#pragma GCC unroll 8
+          for (int b = 0; b < A; ++b) out[a * A + b][t] = res[b];
         }
       }
     }
+  }
 }
 
-}  // namespace
-
-bool applies(std::size_t c, std::size_t o, std::size_t kh, std::size_t kw, std::size_t stride,
-             std::size_t pad_h, std::size_t pad_w) {
-  return kh == 3 && kw == 3 && stride == 1 && pad_h == 1 && pad_w == 1 && c >= 16 && o >= 16;
-}
-
-template <class T>
-void forward(const Dims& d, const T* x, const T* weight, const T* bias, T* y) {
-  const Layout L(d);
-  const std::vector<T> u = transform_weight(d, weight);
+template <class W, class T>
+void forward_with(const Dims& d, const T* x, const T* weight, const T* bias, T* y) {
+  constexpr std::size_t kXi = W::alpha * W::alpha;
+  const Layout L(d, W::m, kXi * std::max(d.c, d.o) * sizeof(T));
+  const std::vector<T> u = transform_weight<W>(d, weight);
   const std::size_t rows = d.n * L.tiles_h, chunks = (rows + L.rows_per_chunk - 1) / L.rows_per_chunk;
-  // Chunks write disjoint output rows (a tile row owns its two image rows).
+  // Chunks write disjoint output rows (a tile row owns its m image rows).
   parallel_for(0, chunks, [&](std::size_t k) {
     const Chunk ch{k * L.rows_per_chunk, std::min(rows, (k + 1) * L.rows_per_chunk)};
     const int tiles = int(ch.tiles(L)), C = int(d.c), O = int(d.o);
     T* v = buffer<T, 3>(kXi * d.c * tiles);
     T* m = buffer<T, 4>(kXi * d.o * tiles);
-    transform_input(d, L, ch, x, v);
+    transform_input<W>(d, L, ch, x, v);
     for (std::size_t xi = 0; xi < kXi; ++xi)
       blas::gemm<T>(false, false, O, tiles, C, T(1), u.data() + xi * d.o * d.c, C,
                     v + xi * d.c * tiles, tiles, T(0), m + xi * d.o * tiles, tiles);
-    transform_output(d, L, ch, m, bias, y);
+    transform_output<W>(d, L, ch, m, bias, y);
   });
 }
 
-template <class T>
-void backward(const Dims& d, const T* x, const T* weight, const T* gy, T* gx, T* gw, T* gb) {
-  if (!gx && !gw && !gb) return;
-  const Layout L(d);
-  const std::vector<T> u = transform_weight(d, weight);
+template <class W, class T>
+void backward_with(const Dims& d, const T* x, const T* weight, const T* gy, T* gx, T* gw, T* gb) {
+  constexpr std::size_t kXi = W::alpha * W::alpha;
+  const Layout L(d, W::m, kXi * std::max(d.c, d.o) * sizeof(T));
+  const std::vector<T> u = transform_weight<W>(d, weight);
   // Slots of whole images run in parallel (input-gradient patches overlap between tile
   // rows, never between images); each slot walks its tile rows chunk by chunk and sums
   // dU and db into its own copy. A few slots per thread, so a thread slowed down by
@@ -423,9 +483,9 @@ void backward(const Dims& d, const T* x, const T* weight, const T* gy, T* gx, T*
       const int tiles = int(ch.tiles(L)), C = int(d.c), O = int(d.o);
       T* v = buffer<T, 3>(kXi * d.c * tiles);
       T* dm = buffer<T, 4>(kXi * d.o * tiles);
-      output_grad_to(d, L, ch, gy, dm, gb ? db[slot].data() : nullptr);
+      output_grad_to<W>(d, L, ch, gy, dm, gb ? db[slot].data() : nullptr);
       if (gw) {
-        transform_input(d, L, ch, x, v);
+        transform_input<W>(d, L, ch, x, v);
         for (std::size_t xi = 0; xi < kXi; ++xi)
           blas::gemm<T>(false, true, O, C, tiles, T(1), dm + xi * d.o * tiles, tiles,
                         v + xi * d.c * tiles, tiles, T(1), du[slot].data() + xi * d.o * d.c, C);
@@ -434,14 +494,14 @@ void backward(const Dims& d, const T* x, const T* weight, const T* gy, T* gx, T*
         for (std::size_t xi = 0; xi < kXi; ++xi)  // dV = U^T dM, into v
           blas::gemm<T>(true, false, C, tiles, O, T(1), u.data() + xi * d.o * d.c, C,
                         dm + xi * d.o * tiles, tiles, T(0), v + xi * d.c * tiles, tiles);
-        input_grad_from(d, L, ch, v, gx);
+        input_grad_from<W>(d, L, ch, v, gx);
       }
     }
   });
   if (gw) {
     for (std::size_t s = 1; s < slots; ++s)
       for (std::size_t k = 0; k < du_size; ++k) du[0][k] += du[s][k];
-    weight_grad_from(d, du[0].data(), gw);
+    weight_grad_from<W>(d, du[0].data(), gw);
   }
   if (gb) {
     std::fill(gb, gb + d.o, T(0));
@@ -450,9 +510,36 @@ void backward(const Dims& d, const T* x, const T* weight, const T* gy, T* gx, T*
   }
 }
 
+}  // namespace
+
+bool applies(std::size_t c, std::size_t o, std::size_t kh, std::size_t kw, std::size_t stride,
+             std::size_t pad_h, std::size_t pad_w) {
+  return kh == 3 && kw == 3 && stride == 1 && pad_h == 1 && pad_w == 1 && c >= 16 && o >= 16;
+}
+
+std::size_t default_tile(const Dims& d) { return d.w >= 16 ? 4 : 2; }
+
+template <class T>
+void forward(const Dims& d, std::size_t tile, const T* x, const T* weight, const T* bias, T* y) {
+  if (tile == 4)
+    forward_with<Minimal<4>>(d, x, weight, bias, y);
+  else
+    forward_with<Minimal<2>>(d, x, weight, bias, y);
+}
+
+template <class T>
+void backward(const Dims& d, std::size_t tile, const T* x, const T* weight, const T* gy, T* gx,
+              T* gw, T* gb) {
+  if (!gx && !gw && !gb) return;
+  if (tile == 4)
+    backward_with<Minimal<4>>(d, x, weight, gy, gx, gw, gb);
+  else
+    backward_with<Minimal<2>>(d, x, weight, gy, gx, gw, gb);
+}
+
 #define FLOWGRAD_WINOGRAD(T)                                                              \
-  template void forward(const Dims&, const T*, const T*, const T*, T*);                 \
-  template void backward(const Dims&, const T*, const T*, const T*, T*, T*, T*);
+  template void forward(const Dims&, std::size_t, const T*, const T*, const T*, T*);    \
+  template void backward(const Dims&, std::size_t, const T*, const T*, const T*, T*, T*, T*);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_WINOGRAD)
 
 }  // namespace flowgrad::winograd

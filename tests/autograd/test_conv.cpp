@@ -8,6 +8,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <xtensor/xview.hpp>
 
@@ -145,21 +146,22 @@ TEST_CASE("conv2d forward and backward on a blocked image equal the definition")
   check(f(x), f(w), f(b), f(gy), 1e-4);
 }
 
-// 3x3 stride-1 padding-1 convs with 16+ channels each side take Winograd's F(2x2, 3x3):
-// odd sizes (tiles hanging over the edge), several images per chunk, one image per
-// chunk, on 1 and 2 threads, in both algorithms, against the definition.
-TEST_CASE("conv2d: Winograd F(2x2, 3x3) and im2col both equal the definition") {
+// 3x3 stride-1 padding-1 convs with 16+ channels each side take Winograd's F(4x4, 3x3)
+// (16+ wide) or F(2x2, 3x3): odd sizes (tiles hanging over the edge), chunks of several
+// images and of part of one, on 1 and 2 threads, in every algorithm, against the definition.
+TEST_CASE("conv2d: Winograd F(4x4, 3x3), F(2x2, 3x3) and im2col all equal the definition") {
   struct WCase {
     Shape x;
     std::size_t out;
   };
-  const WCase cases[] = {{{2, 16, 7, 5}, 17}, {{9, 20, 4, 3}, 16}, {{3, 16, 1, 1}, 16},
-                         {{2, 32, 28, 28}, 24}, {{5, 16, 14, 14}, 16}};
+  const WCase cases[] = {{{2, 16, 7, 5}, 17},   {{9, 20, 4, 3}, 16},   {{3, 16, 1, 1}, 16},
+                         {{2, 32, 28, 28}, 24}, {{5, 16, 14, 14}, 16}, {{2, 16, 17, 19}, 18}};
   const ConvAlgorithm saved_algorithm = conv_algorithm();
   const int saved_threads = num_threads();
   unsigned seed = 300;
   for (const WCase& k : cases)
-    for (ConvAlgorithm algorithm : {ConvAlgorithm::fastest, ConvAlgorithm::im2col})
+    for (ConvAlgorithm algorithm :
+         {ConvAlgorithm::fastest, ConvAlgorithm::winograd_2x2, ConvAlgorithm::im2col})
       for (int threads : {1, 2}) {
         CAPTURE(shape_str(k.x));
         CAPTURE(k.out);
@@ -191,12 +193,12 @@ TEST_CASE("conv2d: Winograd F(2x2, 3x3) and im2col both equal the definition") {
   set_num_threads(saved_threads);
 }
 
-TEST_CASE("conv2d gradcheck through Winograd F(2x2, 3x3)") {
+TEST_CASE("conv2d gradcheck through Winograd F(2x2, 3x3) and F(4x4, 3x3)") {
   REQUIRE(conv_algorithm() == ConvAlgorithm::fastest);
-  auto x = rand_tensor<double>({2, 16, 3, 5}, 400), w = rand_tensor<double>({16, 16, 3, 3}, 401);
-  auto b = rand_tensor<double>({16}, 402);
   auto f = [](const In& t) { return conv2d(t[0], t[1], t[2], 1, 1); };
-  CHECK(gradcheck(f, In{x, w, b}));
+  auto w = rand_tensor<double>({16, 16, 3, 3}, 401), b = rand_tensor<double>({16}, 402);
+  CHECK(gradcheck(f, In{rand_tensor<double>({2, 16, 3, 5}, 400), w, b}));   // F(2x2, 3x3)
+  CHECK(gradcheck(f, In{rand_tensor<double>({1, 16, 2, 17}, 403), w, b}));  // F(4x4, 3x3)
 }
 
 TEST_CASE("conv2d gradcheck: kernels 1x1, 3x3, 2x3, 1x3; stride 1, 2; padding 0, 1; bias or not") {
@@ -323,5 +325,50 @@ TEST_CASE("parallel_for: every index once, nested loops serial, errors rethrown"
   set_num_threads(2);
   parallel_for(0, 10, [&](std::size_t i) { total += long(i); });
   CHECK(total.load() == 90);
+  set_num_threads(saved);
+}
+
+TEST_CASE("parallel_for: jobs end when their indices are done, whenever the workers wake") {
+  // Busy threads keep the pool's worker off the cores, so it often wakes only after the
+  // caller has done every index of a job alone and moved on to the next job. Each job
+  // must still run every index exactly once, and nothing of it after parallel_for returns.
+  const int saved = num_threads();
+  set_num_threads(2);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> hogs;
+  for (int k = 0; k < 4; ++k)
+    hogs.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  static std::atomic<long> current{-1};
+  std::atomic<long> late_calls{0}, wrong_counts{0};
+  for (long job = 0; job < 3000; ++job) {
+    const std::size_t n = 2 + std::size_t(job % 5);
+    std::vector<std::atomic<int>> hits(n);
+    current = job;
+    parallel_for(0, n, [&hits, &late_calls, job](std::size_t i) {
+      if (current.load() != job) late_calls++;
+      hits[i]++;
+    });
+    current = -1;
+    for (auto& h : hits) wrong_counts += h.load() != 1;
+  }
+  // An error in a job with late workers: rethrown, the rest of the indices skipped or run once.
+  std::vector<std::atomic<int>> hits(50);
+  CHECK_THROWS_AS(parallel_for(0, hits.size(),
+                               [&](std::size_t i) {
+                                 hits[i]++;
+                                 if (i == 3) throw std::runtime_error("index 3");
+                               }),
+                  std::runtime_error);
+  int more_than_once = 0;
+  for (auto& h : hits) more_than_once += h.load() > 1;
+  stop = true;
+  for (auto& t : hogs) t.join();
+  CHECK(late_calls.load() == 0);
+  CHECK(wrong_counts.load() == 0);
+  CHECK(more_than_once == 0);
+  CHECK(hits[3].load() == 1);
   set_num_threads(saved);
 }
