@@ -44,10 +44,10 @@ struct Minimal<4> {
 template <bool Transposed, int Rows, int Cols, class T>
 inline void apply(const double (&mat)[Rows][Cols], const T* in, T* out) {
   constexpr int n_out = Transposed ? Cols : Rows, n_in = Transposed ? Rows : Cols;
-#pragma GCC unroll 8
+#pragma GCC unroll 64
   for (int i = 0; i < n_out; ++i) {
     T acc = T(0);
-#pragma GCC unroll 8
+#pragma GCC unroll 64
     for (int k = 0; k < n_in; ++k) {
       const double c = Transposed ? mat[k][i] : mat[i][k];
       if (c == 1) acc += in[k];
@@ -56,6 +56,24 @@ inline void apply(const double (&mat)[Rows][Cols], const T* in, T* out) {
     }
     out[i] = acc;
   }
+}
+
+// out = K in K^T with K = mat, or mat^T when Transposed: every transform of a tile (and
+// of a filter) has this form. A column at a time, then a row at a time.
+template <bool Transposed, int Rows, int Cols, class T, int N = Transposed ? Rows : Cols,
+          int P = Transposed ? Cols : Rows>
+inline void sandwich(const double (&mat)[Rows][Cols], const T (&in)[N][N], T (&out)[P][P]) {
+  T left[P][N], col[N], res[P];  // left = K in
+#pragma GCC unroll 64
+  for (int j = 0; j < N; ++j) {
+#pragma GCC unroll 64
+    for (int i = 0; i < N; ++i) col[i] = in[i][j];
+    apply<Transposed>(mat, col, res);
+#pragma GCC unroll 64
+    for (int a = 0; a < P; ++a) left[a][j] = res[a];
+  }
+#pragma GCC unroll 64
+  for (int a = 0; a < P; ++a) apply<Transposed>(mat, left[a], out[a]);
 }
 
 // Tiles: output tile (ty, tx) covers output rows m ty .. m ty + m - 1 (columns alike); its
@@ -155,17 +173,10 @@ std::vector<T> transform_weight(const Dims& d, const T* weight) {
   const std::size_t oc = d.o * d.c;
   std::vector<T> u(std::size_t(A * A) * oc);
   for (std::size_t k = 0; k < oc; ++k) {
-    const T* g = weight + 9 * k;
-    T gg[A][3], col[3], out[A];  // G g, then (G g) G^T row by row
-    for (int j = 0; j < 3; ++j) {
-      for (int i = 0; i < 3; ++i) col[i] = g[3 * i + j];
-      apply<false>(W::G, col, out);
-      for (int a = 0; a < A; ++a) gg[a][j] = out[a];
-    }
-    for (int a = 0; a < A; ++a) {
-      apply<false>(W::G, gg[a], out);
-      for (int b = 0; b < A; ++b) u[std::size_t(a * A + b) * oc + k] = out[b];
-    }
+    T g[3][3], out[A][A];
+    for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = weight[9 * k + i];
+    sandwich<false>(W::G, g, out);
+    for (int xi = 0; xi < A * A; ++xi) u[std::size_t(xi) * oc + k] = out[xi / A][xi % A];
   }
   return u;
 }
@@ -176,16 +187,10 @@ void weight_grad_from(const Dims& d, const T* du, T* grad) {
   constexpr int A = W::alpha;
   const std::size_t oc = d.o * d.c;
   for (std::size_t k = 0; k < oc; ++k) {
-    T r[A][3], row[A], col[A], out[3];  // dU G, then G^T (dU G)
-    for (int a = 0; a < A; ++a) {
-      for (int b = 0; b < A; ++b) row[b] = du[std::size_t(a * A + b) * oc + k];
-      apply<true>(W::G, row, r[a]);
-    }
-    for (int j = 0; j < 3; ++j) {
-      for (int a = 0; a < A; ++a) col[a] = r[a][j];
-      apply<true>(W::G, col, out);
-      for (int i = 0; i < 3; ++i) grad[9 * k + 3 * i + j] = out[i];
-    }
+    T in[A][A], g[3][3];
+    for (int xi = 0; xi < A * A; ++xi) in[xi / A][xi % A] = du[std::size_t(xi) * oc + k];
+    sandwich<true>(W::G, in, g);
+    for (int i = 0; i < 9; ++i) grad[9 * k + i] = g[i / 3][i % 3];
   }
 }
 
@@ -250,26 +255,15 @@ FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk 
       for (int xi = 0; xi < A * A; ++xi) out[xi] = v + (xi * d.c + c) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < s.rows * half; ++t) {
-        T patch[A][A], e[A][A], col[A], res[A];
-#pragma GCC unroll 8
+        T patch[A][A], vt[A][A];
+#pragma GCC unroll 64
         for (int a = 0; a < A; ++a)
-#pragma GCC unroll 8
+#pragma GCC unroll 64
           for (int j = 0; j < A; ++j)
             patch[a][j] = phases[((a % M) * M + j % M) * stride + t + (a / M) * half + j / M];
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {  // B^T d, a column at a time
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) col[a] = patch[a][j];
-          apply<false>(W::BT, col, res);
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) e[a][j] = res[a];
-        }
-#pragma GCC unroll 8
-        for (int a = 0; a < A; ++a) {  // (B^T d) B
-          apply<false>(W::BT, e[a], res);
-#pragma GCC unroll 8
-          for (int b = 0; b < A; ++b) out[a * A + b][t] = res[b];
-        }
+        sandwich<false>(W::BT, patch, vt);  // B^T d B
+#pragma GCC unroll 64
+        for (int xi = 0; xi < A * A; ++xi) out[xi][t] = vt[xi / A][xi % A];
       }
     }
   }
@@ -292,21 +286,12 @@ FLOWGRAD_SIMD_CLONES void input_grad_from(const Dims& d, const Layout& L, Chunk 
       for (int xi = 0; xi < A * A; ++xi) in[xi] = dv + (xi * d.c + c) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
-        T u[A][A], row[A], col[A], res[A];
-#pragma GCC unroll 8
-        for (int a = 0; a < A; ++a) {  // dV B^T
-#pragma GCC unroll 8
-          for (int b = 0; b < A; ++b) row[b] = in[a * A + b][t];
-          apply<true>(W::BT, row, u[a]);
-        }
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {  // B (dV B^T)
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) col[a] = u[a][j];
-          apply<true>(W::BT, col, res);
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) dd[(a * A + j) * n + t] = res[a];
-        }
+        T dvt[A][A], ddt[A][A];
+#pragma GCC unroll 64
+        for (int xi = 0; xi < A * A; ++xi) dvt[xi / A][xi % A] = in[xi][t];
+        sandwich<true>(W::BT, dvt, ddt);  // B dV B^T
+#pragma GCC unroll 64
+        for (int xi = 0; xi < A * A; ++xi) dd[xi * n + t] = ddt[xi / A][xi % A];
       }
       std::fill(phases, phases + M * M * stride, T(0));
       for (int a = 0; a < A; ++a)
@@ -346,23 +331,12 @@ FLOWGRAD_SIMD_CLONES void transform_output(const Dims& d, const Layout& L, Chunk
       for (int xi = 0; xi < A * A; ++xi) in[xi] = mm + (xi * d.o + o) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
-        T q[M][A], col[A], row[A], res[M];
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {  // A^T M, a column at a time
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) col[a] = in[a * A + j][t];
-          apply<false>(W::AT, col, res);
-#pragma GCC unroll 8
-          for (int r = 0; r < M; ++r) q[r][j] = res[r];
-        }
-#pragma GCC unroll 8
-        for (int r = 0; r < M; ++r) {  // (A^T M) A
-#pragma GCC unroll 8
-          for (int j = 0; j < A; ++j) row[j] = q[r][j];
-          apply<false>(W::AT, row, res);
-#pragma GCC unroll 8
-          for (int c2 = 0; c2 < M; ++c2) phases[(r * M + c2) * n_max + t] = res[c2] + b;
-        }
+        T mt[A][A], yt[M][M];
+#pragma GCC unroll 64
+        for (int xi = 0; xi < A * A; ++xi) mt[xi / A][xi % A] = in[xi][t];
+        sandwich<false>(W::AT, mt, yt);  // A^T M A
+#pragma GCC unroll 64
+        for (int k = 0; k < M * M; ++k) phases[k * n_max + t] = yt[k / M][k % M] + b;
       }
       T* plane = y + (s.image * d.o + o) * d.h * d.w;
       for (std::size_t r = 0; r < s.rows; ++r)
@@ -416,25 +390,12 @@ FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk c
       for (int xi = 0; xi < A * A; ++xi) out[xi] = dm + (xi * d.o + o) * T_ + s.offset;
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
-        T g[M][M], r[A][M], col[M], res[A];
-#pragma GCC unroll 8
-        for (int p = 0; p < M; ++p)
-#pragma GCC unroll 8
-          for (int q = 0; q < M; ++q) g[p][q] = phases[(p * M + q) * n_max + t];
-#pragma GCC unroll 8
-        for (int q = 0; q < M; ++q) {  // A dY, a column at a time
-#pragma GCC unroll 8
-          for (int p = 0; p < M; ++p) col[p] = g[p][q];
-          apply<true>(W::AT, col, res);
-#pragma GCC unroll 8
-          for (int a = 0; a < A; ++a) r[a][q] = res[a];
-        }
-#pragma GCC unroll 8
-        for (int a = 0; a < A; ++a) {  // (A dY) A^T
-          apply<true>(W::AT, r[a], res);
-#pragma GCC unroll 8
-          for (int b = 0; b < A; ++b) out[a * A + b][t] = res[b];
-        }
+        T g[M][M], dmt[A][A];
+#pragma GCC unroll 64
+        for (int k = 0; k < M * M; ++k) g[k / M][k % M] = phases[k * n_max + t];
+        sandwich<true>(W::AT, g, dmt);  // A dY A^T
+#pragma GCC unroll 64
+        for (int xi = 0; xi < A * A; ++xi) out[xi][t] = dmt[xi / A][xi % A];
       }
     }
   }
