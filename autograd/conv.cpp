@@ -9,6 +9,8 @@
 // 3x3 stride-1 "same" convs with 16+ channels in and out go to Winograd's minimal
 // filtering instead (autograd/winograd.cpp): 2.25x (F(2x2, 3x3)) or 4x (F(4x4, 3x3))
 // fewer multiply-adds, the same values and gradients up to rounding.
+// Other stride-1 convs with fewer output than input channels multiply by the weight first
+// and add the taps' products shifted (forward_narrow below): no column matrix at all.
 #include "autograd/conv.hpp"
 
 #include <algorithm>

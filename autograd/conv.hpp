@@ -12,7 +12,9 @@ namespace flowgrad {
 // im2col + one GEMM per image, images spread over parallel_for; a 1x1 stride-1 unpadded
 // conv is a GEMM on the input itself; a 3x3 stride-1 padding-1 conv with 16 or more
 // channels in and out uses Winograd's F(4x4, 3x3) on images 16 or more wide, else
-// F(2x2, 3x3) (4x, 2.25x fewer multiply-adds).
+// F(2x2, 3x3) (4x, 2.25x fewer multiply-adds). Other stride-1 convs with fewer output
+// than input channels multiply by the weight first, then add each tap's products shifted
+// (no im2col; the same values up to rounding).
 template <class T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {},
                  std::size_t stride = 1, std::size_t padding = 0);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -20,7 +21,20 @@ thread_local bool t_in_parallel = false;
 // Workers sleep on a condition variable between jobs; the caller works too, so n threads
 // means n - 1 workers. Indices are handed out one at a time from an atomic counter:
 // the loops here are over images, each worth milliseconds, so balance beats overhead.
+// The caller returns once every index is done, without waiting for workers the OS has
+// not scheduled yet (on a busy machine that can be a whole time slice). Each job has its
+// own state, kept alive by the workers that hold it: a worker that wakes after its job
+// ended finds no index left there, so it never calls a finished job's fn.
 class Pool {
+  struct Job {
+    const std::function<void(std::size_t)>* fn;
+    std::size_t end, count;
+    std::atomic<std::size_t> next, finished{0};
+    std::exception_ptr error;  // guarded by Pool::m_
+    Job(const std::function<void(std::size_t)>* f, std::size_t b, std::size_t e)
+        : fn(f), end(e), count(e - b), next(b) {}
+  };
+
  public:
   ~Pool() { stop_workers(); }  // no BLAS call here: OpenBLAS may be gone at exit
 
@@ -44,24 +58,23 @@ class Pool {
       return;
     }
     blas::set_num_threads(1);  // one gemm per image per thread, not n x n
+    auto job = std::make_shared<Job>(&fn, begin, end);
     {
       std::lock_guard<std::mutex> lock(m_);
-      fn_ = &fn;
-      next_ = begin;
-      end_ = end;
-      error_ = nullptr;
-      active_ = int(workers_.size());
+      job_ = job;
       ++generation_;
     }
     wake_.notify_all();
-    work();
+    work(*job);
+    std::exception_ptr error;
     {
       std::unique_lock<std::mutex> lock(m_);
-      done_.wait(lock, [this] { return active_ == 0; });
-      fn_ = nullptr;
+      done_.wait(lock, [&] { return job->finished.load() == job->count; });
+      job_.reset();  // workers that wake from now on skip it
+      error = job->error;
     }
     blas::set_num_threads(n);
-    if (error_) std::rethrow_exception(error_);
+    if (error) std::rethrow_exception(error);
   }
 
  private:
@@ -74,16 +87,23 @@ class Pool {
     for (std::size_t i = begin; i < end; ++i) fn(i);
   }
 
-  // Takes indices until none are left; the first exception stops everyone early.
-  void work() {
+  // Takes indices until none are left; the first exception stops everyone early (the
+  // indices nobody took then count as finished). Whoever finishes the last one wakes the caller.
+  void work(Job& job) {
     t_in_parallel = true;
-    for (std::size_t i; (i = next_.fetch_add(1)) < end_;) {
+    for (std::size_t i; (i = job.next.fetch_add(1)) < job.end;) {
+      std::size_t finished = 1;
       try {
-        (*fn_)(i);
+        (*job.fn)(i);
       } catch (...) {
         std::lock_guard<std::mutex> lock(m_);
-        if (!error_) error_ = std::current_exception();
-        next_ = end_;
+        if (!job.error) job.error = std::current_exception();
+        const std::size_t untaken = job.next.exchange(job.end);
+        if (untaken < job.end) finished += job.end - untaken;
+      }
+      if (job.finished.fetch_add(finished) + finished == job.count) {
+        std::lock_guard<std::mutex> lock(m_);  // the caller is waiting or about to check
+        done_.notify_one();
       }
     }
     t_in_parallel = false;
@@ -92,17 +112,15 @@ class Pool {
   void worker_loop() {
     std::size_t seen = 0;
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(m_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
         if (stop_) return;
         seen = generation_;
+        job = job_;
       }
-      work();
-      {
-        std::lock_guard<std::mutex> lock(m_);
-        if (--active_ == 0) done_.notify_one();
-      }
+      if (job) work(*job);
     }
   }
 
@@ -137,11 +155,7 @@ class Pool {
   std::vector<std::thread> workers_;
   std::size_t generation_ = 0;
   bool stop_ = false;
-  const std::function<void(std::size_t)>* fn_ = nullptr;
-  std::atomic<std::size_t> next_{0};
-  std::size_t end_ = 0;
-  int active_ = 0;
-  std::exception_ptr error_;
+  std::shared_ptr<Job> job_;  // the running job, null between jobs
 };
 
 Pool& pool() {

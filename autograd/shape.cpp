@@ -33,8 +33,21 @@ template <class F>
 void copy_blocks(const Blocks& b, std::size_t n, F&& fn, std::size_t width = 1) {
   const std::size_t per_call = width * b.inner;
   kernels::for_range(b.outer * n, [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t i = lo; i < hi; ++i) fn(i / n, i % n, b.inner);
+    // No division per block: NICE's strided slices move blocks of one value.
+    for (std::size_t i = lo, o = lo / n, k = lo % n; i < hi; ++i) {
+      fn(o, k, b.inner);
+      if (++k == n) k = 0, ++o;
+    }
   }, std::max<std::size_t>(1, kernels::kGrain / std::max<std::size_t>(per_call, 1)));
+}
+// std::copy of a run whose length is known only at run time calls memmove: for runs of
+// one value (a slice with a step along the last axis) that call costs more than the copy.
+template <class T>
+void copy_run(const T* from, std::size_t n, T* to) {
+  if (n == 1)
+    *to = *from;
+  else
+    std::copy(from, from + n, to);
 }
 }  // namespace
 
@@ -104,14 +117,12 @@ Tensor<T> slice(const Tensor<T>& a, std::size_t axis, std::size_t start, std::si
   auto source = [=](std::size_t o, std::size_t k) { return (o * b.len + start + k * step) * b.inner; };
   xt::xarray<T> y = xt::xarray<T>::from_shape(out);
   copy_blocks(b, n, [&](std::size_t o, std::size_t k, std::size_t inner) {
-    const T* from = a.value().data() + source(o, k);
-    std::copy(from, from + inner, y.data() + (o * n + k) * inner);
+    copy_run(a.value().data() + source(o, k), inner, y.data() + (o * n + k) * inner);
   });
   return record<T>("slice", std::move(y), {a}, [da = sink(a), in, b, n, source](const auto& g, const auto&) {
     xt::xarray<T> gi = xt::zeros<T>(in);
     copy_blocks(b, n, [&](std::size_t o, std::size_t k, std::size_t inner) {
-      const T* from = g.data() + (o * n + k) * inner;
-      std::copy(from, from + inner, gi.data() + source(o, k));
+      copy_run(g.data() + (o * n + k) * inner, inner, gi.data() + source(o, k));
     });
     da.accumulate_grad(std::move(gi));
   }, false);

@@ -11,6 +11,7 @@
 #include <xtensor/xbuilder.hpp>
 
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 
 namespace flowgrad::nn {
 
@@ -203,10 +204,20 @@ struct AdamScalars {
   T b1, b2, one_b1, one_b2, neg_step, bias2_sqrt, eps, l2, shrink;
 };
 
+// The build targets plain x86-64, where Adam's square roots and divisions on 4 lanes make
+// it compute-bound: also compiled for AVX2 and AVX-512, picked at load time. Without
+// fused multiply-adds, so every clone rounds as torch does.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FLOWGRAD_OPTIM_SIMD \
+  __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")))
+#else
+#define FLOWGRAD_OPTIM_SIMD
+#endif
+
 // One Adam update, each op in torch's order. The loop vectorizes (the build passes
 // -fno-math-errno, without which GCC will not vectorize std::sqrt).
 template <class T>
-void adam_span(T* p, const T* g, T* m, T* v, std::size_t n, const AdamScalars<T>& s) {
+FLOWGRAD_OPTIM_SIMD void adam_span(T* p, const T* g, T* m, T* v, std::size_t n, const AdamScalars<T>& s) {
   for (std::size_t j = 0; j < n; ++j) {
     const T pj = p[j] * s.shrink;
     const T gj = g[j] + s.l2 * pj;
@@ -231,7 +242,12 @@ void Adam<T>::update(std::size_t i, T* p, const T* g, std::size_t n, std::int64_
   // AdamW shrinks the parameter first; Adam adds weight_decay * p to the gradient (L2).
   s.l2 = decoupled_ ? T(0) : T(weight_decay_);
   s.shrink = T(decoupled_ ? 1 - lr * weight_decay_ : 1);
-  adam_span(p, g, this->buffer(i, 0), this->buffer(i, 1), n, s);
+  T* m = this->buffer(i, 0);
+  T* v = this->buffer(i, 1);
+  // Element-wise: pieces on several threads give the same bits as one loop.
+  kernels::for_range(n, [&](std::size_t lo, std::size_t hi) {
+    adam_span(p + lo, g + lo, m + lo, v + lo, hi - lo, s);
+  });
 }
 
 // --- Adamax ------------------------------------------------------------------
@@ -250,13 +266,15 @@ void Adamax<T>::update(std::size_t i, T* p, const T* g, std::size_t n, std::int6
   const T neg_clr = T(-(this->lr() / (1 - std::pow(beta1_, double(param_step)))));
   T* m = this->buffer(i, 0);
   T* u = this->buffer(i, 1);
-  for (std::size_t j = 0; j < n; ++j) {
-    const T gj = g[j] + wd * p[j];
-    m[j] = m[j] * b1 + one_b1 * gj;
-    const T decayed = u[j] * b2, now = std::abs(gj) + eps;
-    u[j] = (decayed < now || now != now) ? now : decayed;  // max that propagates NaN, like torch.amax
-    p[j] = p[j] + neg_clr * m[j] / u[j];
-  }
+  kernels::for_range(n, [&](std::size_t lo, std::size_t hi) {  // element-wise: same bits on any threads
+    for (std::size_t j = lo; j < hi; ++j) {
+      const T gj = g[j] + wd * p[j];
+      m[j] = m[j] * b1 + one_b1 * gj;
+      const T decayed = u[j] * b2, now = std::abs(gj) + eps;
+      u[j] = (decayed < now || now != now) ? now : decayed;  // max that propagates NaN, like torch.amax
+      p[j] = p[j] + neg_clr * m[j] / u[j];
+    }
+  });
 }
 
 // --- clipping and schedules --------------------------------------------------

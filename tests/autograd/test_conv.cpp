@@ -224,6 +224,74 @@ TEST_CASE("conv2d gradcheck: kernels 1x1, 3x3, 2x3, 1x3; stride 1, 2; padding 0,
         }
 }
 
+// Fewer output than input channels, stride 1 (Glow's zero-convs): the weight multiplies
+// the image first and each tap's products are added in shifted. Odd kernels, paddings
+// that make the output larger or smaller than the input, on 1 and 2 threads; im2col for
+// comparison (the 64x64 image takes two blocks of columns there).
+TEST_CASE("conv2d: few output channels (weight first, shifted sums) equal the definition") {
+  const Case cases[] = {
+      {{3, 16, 7, 5}, {4, 16, 3, 3}, 1, 1, true}, {{2, 8, 6, 9}, {3, 8, 2, 3}, 1, 0, true},
+      {{2, 6, 4, 3}, {2, 6, 5, 5}, 1, 2, true},   {{2, 5, 5, 7}, {1, 5, 1, 3}, 1, 1, true},
+      {{5, 128, 7, 7}, {8, 128, 3, 3}, 1, 1, true}, {{1, 32, 64, 64}, {2, 32, 3, 3}, 1, 1, true},
+  };
+  const ConvAlgorithm saved_algorithm = conv_algorithm();
+  const int saved_threads = num_threads();
+  unsigned seed = 500;
+  for (const Case& k : cases)
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::fastest, ConvAlgorithm::im2col})
+      for (int threads : {1, 2}) {
+        CAPTURE(shape_str(k.x));
+        CAPTURE(shape_str(k.w));
+        CAPTURE(k.pad);
+        CAPTURE(int(algorithm));
+        CAPTURE(threads);
+        set_conv_algorithm(algorithm);
+        set_num_threads(threads);
+        auto x = rand_tensor<double>(k.x, ++seed), w = rand_tensor<double>(k.w, ++seed);
+        auto b = rand_tensor<double>({k.w[0]}, ++seed);
+        const std::size_t oh = k.x[2] + 2 * k.pad - k.w[2] + 1, ow = k.x[3] + 2 * k.pad - k.w[3] + 1;
+        auto gy = rand_tensor<double>({k.x[0], k.w[0], oh, ow}, ++seed);
+        auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, k.pad);
+        for (std::size_t o = 0; o < k.w[0]; ++o) xt::view(ref.y, xt::all(), o) += b.value()(o);
+        auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
+          for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
+          auto y = conv2d(x, w, b, 1, k.pad);
+          sum(mul(y, gy.value())).backward();
+          CHECK(max_rel_diff(y.value(), ref.y) < tol);
+          CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
+          CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
+          CHECK(max_rel_diff(b.grad(), ref.db) < tol);
+        };
+        check(x, w, b, gy, 1e-10);
+        auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
+        // float: dw sums up to 4096 products of values in [-1, 1]
+        check(f(x), f(w), f(b), f(gy), 1e-4);
+      }
+  set_conv_algorithm(saved_algorithm);
+  set_num_threads(saved_threads);
+}
+
+TEST_CASE("conv2d gradcheck with few output channels: kernels 3x3, 2x3, 1x3; padding 0, 1, 2") {
+  REQUIRE(conv_algorithm() == ConvAlgorithm::fastest);
+  const Shape kernels[] = {{3, 3}, {2, 3}, {1, 3}};
+  unsigned seed = 600;
+  for (const Shape& k : kernels)
+    for (std::size_t pad : {0, 1, 2})
+      for (bool with_bias : {true, false}) {
+        CAPTURE(shape_str(k));
+        CAPTURE(pad);
+        CAPTURE(with_bias);
+        auto x = rand_tensor<double>({2, 5, 4, 5}, ++seed);
+        auto w = rand_tensor<double>({2, 5, k[0], k[1]}, ++seed);
+        In in{x, w};
+        if (with_bias) in.push_back(rand_tensor<double>({2}, ++seed));
+        auto f = [&](const In& t) {
+          return conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor<double>(), 1, pad);
+        };
+        CHECK(gradcheck(f, in));
+      }
+}
+
 TEST_CASE("conv2d: gradients only where asked, accumulated over two uses") {
   auto x = rand_tensor<double>({2, 3, 4, 4}, 1), w = rand_tensor<double>({2, 3, 3, 3}, 2);
   w.set_requires_grad(true);
