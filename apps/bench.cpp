@@ -40,9 +40,10 @@ struct BenchOptions {
   std::string conv = "fastest";
 };
 
-double product(const Shape& s, std::size_t from = 0, std::size_t to = std::size_t(-1)) {
+// The product of s[from:].
+double product(const Shape& s, std::size_t from = 0) {
   double p = 1;
-  for (std::size_t i = from; i < std::min(to, s.size()); ++i) p *= double(s[i]);
+  for (auto it = s.begin() + std::ptrdiff_t(std::min(from, s.size())); it != s.end(); ++it) p *= double(*it);
   return p;
 }
 
