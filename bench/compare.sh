@@ -80,7 +80,7 @@ field() {  # field JSON NAME -> the number (or quoted string's text)
   grep -o "\"$2\": *[^,}]*" <<<"$1" | head -1 | sed 's/^[^:]*: *//; s/"//g'
 }
 
-declare -A best_ours best_torch
+declare -A best_ours best_torch min_ours min_torch
 echo "flowgrad vs PyTorch: steps $steps, rounds $rounds, threads \"$threads\"; raw results in $out" >&2
 : >"$out"
 for m in $models; do
@@ -90,6 +90,7 @@ for m in $models; do
       line=$(run "$ours_bin" bench --model "$m" --threads "$t" --steps "$steps")
       echo "{\"side\": \"flowgrad\", \"round\": $r, ${line#\{}" >>"$out"
       key="$m/$t"
+      min_ours[$key]=$(awk -v a="$(field "$line" train_step_ms_min)" -v b="${min_ours[$key]:-inf}" 'BEGIN { print (b == "inf" || a < b) ? a : b }')
       if [[ -z ${best_ours[$key]:-} ]] ||
          awk -v a="$(field "$line" train_step_ms_median)" -v b="$(field "${best_ours[$key]}" train_step_ms_median)" 'BEGIN { exit !(a < b) }'; then
         best_ours[$key]=$line
@@ -97,6 +98,7 @@ for m in $models; do
       if ((have_torch)); then
         line=$(run env "${torch_env[@]}" /usr/bin/python3 "$reference" --model "$m" --threads "$t" --steps "$steps")
         echo "{\"side\": \"torch\", \"round\": $r, ${line#\{}" >>"$out"
+        min_torch[$key]=$(awk -v a="$(field "$line" train_step_ms_min)" -v b="${min_torch[$key]:-inf}" 'BEGIN { print (b == "inf" || a < b) ? a : b }')
         if [[ -z ${best_torch[$key]:-} ]] ||
            awk -v a="$(field "$line" train_step_ms_median)" -v b="$(field "${best_torch[$key]}" train_step_ms_median)" 'BEGIN { exit !(a < b) }'; then
           best_torch[$key]=$line
@@ -106,8 +108,8 @@ for m in $models; do
   done
 done
 
-printf '\n%-8s %3s | %10s %10s %6s | %8s %8s | %8s %8s %6s | %s\n' model thr "ours ms" "torch ms" ratio \
-  "ours GF/s" "torch GF/s" "ours MB" "torch MB" ratio "blas core (ours)"
+printf '\n%-8s %3s | %10s %10s %6s | %9s %9s %6s | %8s %8s | %8s %8s %6s | %s\n' model thr "ours ms" "torch ms" ratio \
+  "ours min" "torch min" ratio "ours GF/s" "torch GF/s" "ours MB" "torch MB" ratio "blas core (ours)"
 for m in $models; do
   for t in $threads; do
     o=${best_ours[$m/$t]}
@@ -115,21 +117,25 @@ for m in $models; do
     core=$(field "$o" blas_core)
     if ((have_torch)); then
       p=${best_torch[$m/$t]}
-      tms=$(field "$p" train_step_ms_median) trss=$(field "$p" rss_kb)
+      tms=$(field "$p" train_step_ms_median) trss=$(field "$p" rss_kb) tmin=${min_torch[$m/$t]}
     else
-      tms=nan trss=nan
+      tms=nan trss=nan tmin=nan
     fi
-    awk -v m="$m" -v t="$t" -v ms="$ms" -v tms="$tms" -v gf="$gflop" -v rss="$rss" -v trss="$trss" -v core="$core" 'BEGIN {
+    awk -v m="$m" -v t="$t" -v ms="$ms" -v tms="$tms" -v gf="$gflop" -v rss="$rss" -v trss="$trss" -v core="$core" \
+        -v omin="${min_ours[$m/$t]}" -v tmin="$tmin" 'BEGIN {
       r = (tms == "nan") ? "-" : sprintf("%.2f", ms / tms)
       rr = (trss == "nan") ? "-" : sprintf("%.2f", rss / trss)
       tg = (tms == "nan") ? "-" : sprintf("%.1f", gf / tms * 1000)
       tm = (trss == "nan") ? "-" : sprintf("%.0f", trss / 1024)
       tt = (tms == "nan") ? "-" : sprintf("%.1f", tms)
-      printf "%-8s %3d | %10.1f %10s %6s | %8.1f %8s | %8.0f %8s %6s | %s\n", m, t, ms, tt, r, gf / ms * 1000, tg, rss / 1024, tm, rr, core
+      tn = (tmin == "nan") ? "-" : sprintf("%.1f", tmin)
+      rn = (tmin == "nan") ? "-" : sprintf("%.2f", omin / tmin)
+      printf "%-8s %3d | %10.1f %10s %6s | %9.1f %9s %6s | %8.1f %8s | %8.0f %8s %6s | %s\n", m, t, ms, tt, r, omin, tn, rn, gf / ms * 1000, tg, rss / 1024, tm, rr, core
     }'
   done
 done
 echo
 echo "ms: median training step (zero grad, forward, -mean log p, backward, Adam); best of $rounds rounds."
+echo "min: fastest single step over all rounds (less sensitive to other load than the median)."
 echo "GF/s: convolution and matmul FLOPs of one step (counted from flowgrad's graph; the"
 echo "architectures are the same) per median step. MB: peak RSS of the whole process (/usr/bin/time -v)."
