@@ -87,6 +87,28 @@ double max_rel_diff(const A& a, const B& ref) {
   return worst;
 }
 
+// conv2d(x, w, b, stride 1, pad) and the gradients of sum(y * gy) against the definition:
+// to 1e-10 in float64, to 1e-4 in float32 (sums of up to a few thousand products of
+// values in [-1, 1]).
+void check_against_definition(const Tensor<double>& x, const Tensor<double>& w,
+                              const Tensor<double>& b, const Tensor<double>& gy, std::size_t pad) {
+  auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, pad);
+  for (std::size_t o = 0; o < w.shape()[0]; ++o) xt::view(ref.y, xt::all(), o) += b.value()(o);
+  auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
+    for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
+    auto y = conv2d(x, w, b, 1, pad);
+    sum(mul(y, gy.value())).backward();
+    CHECK(max_rel_diff(y.value(), ref.y) < tol);
+    CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
+    CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
+    CHECK(max_rel_diff(b.grad(), ref.db) < tol);
+  };
+  auto d = [](const Tensor<double>& t) { return Tensor<double>(xt::xarray<double>(t.value())); };
+  auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
+  check(d(x), d(w), d(b), gy, 1e-10);
+  check(f(x), f(w), f(b), f(gy), 1e-4);
+}
+
 struct Case {
   Shape x, w;
   std::size_t stride, pad;
@@ -128,22 +150,7 @@ TEST_CASE("conv2d forward equals the direct loop (float32)") {
 TEST_CASE("conv2d forward and backward on a blocked image equal the definition") {
   auto x = rand_tensor<double>({1, 32, 64, 64}, 201), w = rand_tensor<double>({2, 32, 3, 3}, 202);
   auto b = rand_tensor<double>({2}, 203), gy = rand_tensor<double>({1, 2, 64, 64}, 204);
-  auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, 1);
-  for (std::size_t o = 0; o < 2; ++o)
-    xt::view(ref.y, xt::all(), o) += b.value()(o);
-  auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
-    for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
-    auto y = conv2d(x, w, b, 1, 1);
-    sum(mul(y, gy.value())).backward();
-    CHECK(max_rel_diff(y.value(), ref.y) < tol);
-    CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
-    CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
-    CHECK(max_rel_diff(b.grad(), ref.db) < tol);
-  };
-  check(x, w, b, gy, 1e-10);
-  auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
-  // float: sums of ~300 (dx, dw: 4096) products of values in [-1, 1]
-  check(f(x), f(w), f(b), f(gy), 1e-4);
+  check_against_definition(x, w, b, gy, 1);
 }
 
 // 3x3 stride-1 padding-1 convs with 16+ channels each side take Winograd's F(4x4, 3x3)
@@ -173,21 +180,7 @@ TEST_CASE("conv2d: Winograd F(4x4, 3x3), F(2x2, 3x3) and im2col all equal the de
         auto w = rand_tensor<double>({k.out, k.x[1], 3, 3}, ++seed);
         auto b = rand_tensor<double>({k.out}, ++seed);
         auto gy = rand_tensor<double>({k.x[0], k.out, k.x[2], k.x[3]}, ++seed);
-        auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, 1);
-        for (std::size_t o = 0; o < k.out; ++o) xt::view(ref.y, xt::all(), o) += b.value()(o);
-        auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
-          for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
-          auto y = conv2d(x, w, b, 1, 1);
-          sum(mul(y, gy.value())).backward();
-          CHECK(max_rel_diff(y.value(), ref.y) < tol);
-          CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
-          CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
-          CHECK(max_rel_diff(b.grad(), ref.db) < tol);
-        };
-        check(x, w, b, gy, 1e-10);
-        auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
-        // float: dw sums up to 2 * 784 * 9 products of values in [-1, 1]
-        check(f(x), f(w), f(b), f(gy), 1e-4);
+        check_against_definition(x, w, b, gy, 1);
       }
   set_conv_algorithm(saved_algorithm);
   set_num_threads(saved_threads);
@@ -251,21 +244,7 @@ TEST_CASE("conv2d: few output channels (weight first, shifted sums) equal the de
         auto b = rand_tensor<double>({k.w[0]}, ++seed);
         const std::size_t oh = k.x[2] + 2 * k.pad - k.w[2] + 1, ow = k.x[3] + 2 * k.pad - k.w[3] + 1;
         auto gy = rand_tensor<double>({k.x[0], k.w[0], oh, ow}, ++seed);
-        auto ref = direct_conv_grads(x.value(), w.value(), gy.value(), 1, k.pad);
-        for (std::size_t o = 0; o < k.w[0]; ++o) xt::view(ref.y, xt::all(), o) += b.value()(o);
-        auto check = [&](auto x, auto w, auto b, auto gy, double tol) {
-          for (auto* t : {&x, &w, &b}) t->set_requires_grad(true);
-          auto y = conv2d(x, w, b, 1, k.pad);
-          sum(mul(y, gy.value())).backward();
-          CHECK(max_rel_diff(y.value(), ref.y) < tol);
-          CHECK(max_rel_diff(x.grad(), ref.dx) < tol);
-          CHECK(max_rel_diff(w.grad(), ref.dw) < tol);
-          CHECK(max_rel_diff(b.grad(), ref.db) < tol);
-        };
-        check(x, w, b, gy, 1e-10);
-        auto f = [](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); };
-        // float: dw sums up to 4096 products of values in [-1, 1]
-        check(f(x), f(w), f(b), f(gy), 1e-4);
+        check_against_definition(x, w, b, gy, k.pad);
       }
   set_conv_algorithm(saved_algorithm);
   set_num_threads(saved_threads);
