@@ -308,6 +308,16 @@ TEST_CASE("conv2d: a batch of zero images, and a 1x1 conv as a matrix product") 
   auto w = rand_tensor<double>({3, 2, 3, 3}, 7);
   auto empty = conv2d(Tensor<double>(xt::xarray<double>::from_shape({0, 2, 5, 5})), w, {}, 1, 1);
   CHECK(empty.shape() == Shape{0, 3, 5, 5});
+  for (std::size_t width : {5, 17}) {  // Winograd F(2x2) and F(4x4): no tiles at all
+    auto w16 = rand_tensor<double>({16, 16, 3, 3}, 10), b16 = rand_tensor<double>({16}, 11);
+    w16.set_requires_grad(true);
+    b16.set_requires_grad(true);
+    auto y = conv2d(Tensor<double>(xt::xarray<double>::from_shape({0, 16, 5, width})), w16, b16, 1, 1);
+    CHECK(y.shape() == Shape{0, 16, 5, width});
+    sum(y).backward();
+    CHECK(xt::all(xt::equal(w16.grad(), 0.0)));
+    CHECK(xt::all(xt::equal(b16.grad(), 0.0)));
+  }
 
   auto x = rand_tensor<double>({1, 2, 3, 3}, 8), w1 = rand_tensor<double>({4, 2, 1, 1}, 9);
   auto y = conv2d(x, w1);
