@@ -136,7 +136,9 @@ void Tensor<T>::backward(bool retain_graph) const {
   // With profiling on, each op's backward is timed together with freeing its gradient.
   const bool profiling = profile::enabled();
   if (profiling) profile::mark("backward: sort graph");
-  accumulate_grad(xt::ones<T>(value().shape()));
+  xt::xarray<T> ones = xt::xarray<T>::from_shape(value().shape());  // d loss / d loss
+  std::fill(ones.begin(), ones.end(), T(1));
+  accumulate_grad(std::move(ones));
   for (auto& out : outputs) {
     Node<T>& node = *out->node;
     const auto t0 = profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();

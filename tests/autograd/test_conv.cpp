@@ -262,8 +262,7 @@ TEST_CASE("conv2d gradcheck with few output channels: kernels 3x3, 2x3, 1x3; pad
         CAPTURE(with_bias);
         auto x = rand_tensor<double>({2, 5, 4, 5}, ++seed);
         auto w = rand_tensor<double>({2, 5, k[0], k[1]}, ++seed);
-        In in{x, w};
-        if (with_bias) in.push_back(rand_tensor<double>({2}, ++seed));
+        const In in = with_bias ? In{x, w, rand_tensor<double>({2}, ++seed)} : In{x, w};
         auto f = [&](const In& t) {
           return conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor<double>(), 1, pad);
         };
