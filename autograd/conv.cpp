@@ -76,14 +76,6 @@ Geometry geometry(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& 
   return g;
 }
 
-// A per-thread buffer that only grows: the column matrices of every conv reuse it.
-template <class T>
-T* column_buffer(std::size_t size) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer.data();
-}
-
 // The output columns [lo, hi) whose input column ow*s - p + j falls inside [0, w).
 inline void valid_range(const Geometry& g, std::size_t j, std::size_t& lo, std::size_t& hi) {
   const long s = long(g.stride), first = long(g.pad_w) - long(j), last = long(g.w) - 1 + first;
@@ -222,7 +214,7 @@ void forward_image(const Geometry& g, const T* xn, const T* w, const T* b, T* yn
     return;
   }
   const std::size_t rows = rows_per_block(g, sizeof(T));
-  T* col = column_buffer<T>(g.patch() * rows * g.ow);
+  T* col = kernels::scratch<T>(g.patch() * rows * g.ow);
   for (std::size_t oh0 = 0; oh0 < g.oh; oh0 += rows) {
     const std::size_t oh1 = std::min(g.oh, oh0 + rows);
     const int n = int((oh1 - oh0) * g.ow);
@@ -241,7 +233,7 @@ void backward_image(const Geometry& g, const T* xn, const T* w, const T* gn, T* 
     return;
   }
   const std::size_t rows = rows_per_block(g, sizeof(T));
-  T* col = column_buffer<T>(g.patch() * rows * g.ow);
+  T* col = kernels::scratch<T>(g.patch() * rows * g.ow);
   if (dxn) std::fill(dxn, dxn + g.in_image(), T(0));
   for (std::size_t oh0 = 0; oh0 < g.oh; oh0 += rows) {
     const std::size_t oh1 = std::min(g.oh, oh0 + rows);
@@ -317,7 +309,7 @@ void for_each_tap_run(const Geometry& g, F&& f) {
 template <class T>
 void forward_narrow(const Geometry& g, const T* xn, const T* wt, const T* b, T* yn) {
   const int rows = int(g.o * g.kh * g.kw), HW = int(g.h * g.w), C = int(g.c);
-  T* z = column_buffer<T>(std::size_t(rows) * HW);
+  T* z = kernels::scratch<T>(std::size_t(rows) * HW);
   blas::gemm<T>(false, false, rows, HW, C, T(1), wt, C, xn, HW, T(0), z, HW);
   for (std::size_t o = 0; o < g.o; ++o)
     std::fill(yn + o * g.positions(), yn + (o + 1) * g.positions(), b ? b[o] : T(0));
@@ -330,7 +322,7 @@ void forward_narrow(const Geometry& g, const T* xn, const T* wt, const T* b, T* 
 template <class T>
 void backward_narrow(const Geometry& g, const T* xn, const T* wt, const T* gn, T* dwt, T* dxn) {
   const int rows = int(g.o * g.kh * g.kw), HW = int(g.h * g.w), C = int(g.c);
-  T* shifted = column_buffer<T>(std::size_t(rows) * HW);
+  T* shifted = kernels::scratch<T>(std::size_t(rows) * HW);
   std::fill(shifted, shifted + std::size_t(rows) * HW, T(0));
   for_each_tap_run(g, [&](std::size_t zi, std::size_t yi, std::size_t n) {
     std::copy(gn + yi, gn + yi + n, shifted + zi);
@@ -353,16 +345,17 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const T* wd = weight.value().data();
   const T* bd = bias.defined() ? bias.value().data() : nullptr;
   T* yd = y.data();
-  const std::size_t tile = g.winograd_tile();  // the backward follows the forward's choice
-  if (tile)
-    winograd::forward(g.dims(), tile, xd, wd, bd, yd);
+  // The backward follows the forward's choice.
+  const std::size_t tile = g.winograd_tile();
   const bool narrow = !tile && narrow_output(g);
-  if (narrow) {
+  if (tile) {
+    winograd::forward(g.dims(), tile, xd, wd, bd, yd);
+  } else if (narrow) {
     const std::vector<T> wt = reorder_weight(g, wd, true);
     parallel_for(0, g.n, [&](std::size_t n) {
       forward_narrow(g, xd + n * g.in_image(), wt.data(), bd, yd + n * g.out_image());
     });
-  } else if (!tile) {
+  } else {
     parallel_for(0, g.n, [&](std::size_t n) {
       forward_image(g, xd + n * g.in_image(), wd, bd, yd + n * g.out_image());
     });
@@ -394,8 +387,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     // dW and db are sums over the batch: each chunk of images sums into its own slot.
     // A few chunks per thread, so a thread slowed down by another process is not waited
     // for long; one chunk on one thread.
-    const std::size_t threads = std::size_t(num_threads());
-    const std::size_t chunks = std::max<std::size_t>(1, std::min(g.n, threads == 1 ? 1 : 4 * threads));
+    const std::size_t chunks = std::max<std::size_t>(1, kernels::pieces_for(g.n));
     std::vector<std::vector<T>> gw(need_w ? chunks : 0), gb(need_b ? chunks : 0);
     const std::vector<T> wt = narrow ? reorder_weight(g, wd, true) : std::vector<T>();
     parallel_for(0, chunks, [&](std::size_t ch) {
@@ -415,11 +407,9 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       }
     });
     if (need_x) x.accumulate_grad(std::move(gx));
-    auto total = [&](std::vector<std::vector<T>>& parts, const Shape& shape) {
+    auto total = [&](const std::vector<std::vector<T>>& parts, const Shape& shape) {
       xt::xarray<T> sum = xt::xarray<T>::from_shape(shape);
-      std::copy(parts[0].begin(), parts[0].end(), sum.begin());
-      for (std::size_t ch = 1; ch < parts.size(); ++ch)
-        for (std::size_t i = 0; i < sum.size(); ++i) sum.data()[i] += parts[ch][i];
+      kernels::sum_parts(parts, sum.data());
       return sum;
     };
     if (need_w) {

@@ -23,16 +23,39 @@ constexpr std::size_t kGrain = std::size_t(1) << 15;
 // OS runs late (a busy machine) leaves its share to the others instead of stalling them.
 constexpr std::size_t kPiecesPerThread = 4;
 
+// How many pieces to cut `units` independent units of work into: kPiecesPerThread per
+// thread, one on one thread, never more than there are units.
+inline std::size_t pieces_for(std::size_t units) {
+  const std::size_t threads = std::size_t(num_threads());
+  return std::min(units, threads < 2 ? std::size_t(1) : threads * kPiecesPerThread);
+}
+
 // fn(lo, hi) over [0, n), in pieces of at least `grain` spread over the threads.
 template <class F>
 void for_range(std::size_t n, F&& fn, std::size_t grain = kGrain) {
-  const std::size_t threads = std::size_t(num_threads());
-  const std::size_t pieces = threads < 2 ? 1 : std::min(threads * kPiecesPerThread, n / std::max<std::size_t>(grain, 1));
+  const std::size_t pieces = pieces_for(n / std::max<std::size_t>(grain, 1));
   if (pieces <= 1 || in_parallel_region()) {
     if (n) fn(std::size_t(0), n);
     return;
   }
   parallel_for(0, pieces, [&](std::size_t p) { fn(p * n / pieces, (p + 1) * n / pieces); });
+}
+
+// out = the sum of parts (the pieces of a sum computed in parallel), added in order.
+template <class T>
+void sum_parts(const std::vector<std::vector<T>>& parts, T* out) {
+  std::copy(parts[0].begin(), parts[0].end(), out);
+  for (std::size_t p = 1; p < parts.size(); ++p)
+    for (std::size_t i = 0; i < parts[p].size(); ++i) out[i] += parts[p][i];
+}
+
+// A per-thread buffer of at least `size` elements that only grows, one per Role: hot
+// loops (conv columns, Winograd tiles) reuse it across calls instead of allocating.
+template <class T, int Role = 0>
+T* scratch(std::size_t size) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer.data();
 }
 
 // y[i] = f(x[i]).

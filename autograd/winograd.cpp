@@ -6,7 +6,9 @@
 
 #include "autograd/blas.hpp"
 #include "autograd/instantiate.hpp"
+#include "autograd/kernels.hpp"
 #include "autograd/parallel.hpp"
+#include "autograd/simd.hpp"
 
 namespace flowgrad::winograd {
 
@@ -127,28 +129,17 @@ inline Segment segment_at(const Layout& L, Chunk ch, std::size_t R) {
 #define FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) \
   for (Segment s = segment_at(L, ch, ch.begin); s.rows; s = segment_at(L, ch, s.next))
 
-// Per-thread buffers that only grow, one per role, reused across calls.
-template <class T, int Role>
-T* buffer(std::size_t size) {
-  thread_local std::vector<T> b;
-  if (b.size() < size) b.resize(size);
-  return b.data();
-}
+// Roles of the per-thread scratch buffers (kernels::scratch): buffers in use at the same
+// time have different roles.
+enum ScratchRole { kPhases, kContributions, kTransformed, kProducts };
 
-// The tile transforms are add/subtract loops: compiled also for AVX2 and AVX-512 and
-// picked at load time (GCC's target_clones), since the build targets plain x86-64.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FLOWGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FLOWGRAD_SIMD_CLONES
-#endif
-// The loops' outputs never alias their inputs (separate buffers), which GCC cannot
-// prove with this many pointers: without this it leaves them scalar.
-#if defined(__GNUC__) && !defined(__clang__)
-#define FLOWGRAD_IVDEP _Pragma("GCC ivdep")
-#else
-#define FLOWGRAD_IVDEP
-#endif
+// rows[xi] = where the chunk's values of patch position xi for `channel` start, in an
+// array laid out [xi][channel][tile] with `tiles` tiles per row, plus the segment's offset.
+template <class P, std::size_t N>
+inline void position_rows(P* base, std::size_t channels, std::size_t channel, std::size_t tiles,
+                          std::size_t offset, P* (&rows)[N]) {
+  for (std::size_t xi = 0; xi < N; ++xi) rows[xi] = base + (xi * channels + channel) * tiles + offset;
+}
 
 // The input planes come from memory (activations written long before), a short run
 // of rows per channel: too short for the hardware prefetcher, so the next channel's
@@ -234,7 +225,7 @@ FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk 
                                           T* v) {
   constexpr int M = W::m, A = W::alpha;
   const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.phase_size();
-  T* phases = buffer<T, 0>(M * M * stride);
+  T* phases = kernels::scratch<T, kPhases>(M * M * stride);
   for (std::size_t c = 0; c < d.c; ++c) {
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const T* plane = x + (s.image * d.c + c) * d.h * d.w;
@@ -252,7 +243,7 @@ FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk 
           split_row<M>(row, d.w, half, out);
         }
       T* out[A * A];
-      for (int xi = 0; xi < A * A; ++xi) out[xi] = v + (xi * d.c + c) * T_ + s.offset;
+      position_rows(v, d.c, c, T_, s.offset, out);
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < s.rows * half; ++t) {
         T patch[A][A], vt[A][A];
@@ -277,13 +268,13 @@ FLOWGRAD_SIMD_CLONES void input_grad_from(const Dims& d, const Layout& L, Chunk 
                                           T* gx) {
   constexpr int M = W::m, A = W::alpha;
   const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.phase_size();
-  T* phases = buffer<T, 0>(M * M * stride);
-  T* dd = buffer<T, 1>(A * A * L.rows_per_chunk * half);  // dd[a][j][t]
+  T* phases = kernels::scratch<T, kPhases>(M * M * stride);
+  T* dd = kernels::scratch<T, kContributions>(A * A * L.rows_per_chunk * half);  // dd[a][j][t]
   for (std::size_t c = 0; c < d.c; ++c)
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half, rows = s.rows + 1;
       const T* in[A * A];
-      for (int xi = 0; xi < A * A; ++xi) in[xi] = dv + (xi * d.c + c) * T_ + s.offset;
+      position_rows(dv, d.c, c, T_, s.offset, in);
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
         T dvt[A][A], ddt[A][A];
@@ -322,13 +313,13 @@ FLOWGRAD_SIMD_CLONES void transform_output(const Dims& d, const Layout& L, Chunk
                                            const T* bias, T* y) {
   constexpr int M = W::m, A = W::alpha;
   const std::size_t T_ = ch.tiles(L), half = L.half, n_max = L.rows_per_chunk * half;
-  T* phases = buffer<T, 0>(M * M * n_max);  // output phase (r, s): rows m ty + r, columns m tx + s
+  T* phases = kernels::scratch<T, kPhases>(M * M * n_max);  // output phase (r, s): rows m ty + r, columns m tx + s
   for (std::size_t o = 0; o < d.o; ++o) {
     const T b = bias ? bias[o] : T(0);
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half;
       const T* in[A * A];
-      for (int xi = 0; xi < A * A; ++xi) in[xi] = mm + (xi * d.o + o) * T_ + s.offset;
+      position_rows(mm, d.o, o, T_, s.offset, in);
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
         T mt[A][A], yt[M][M];
@@ -363,7 +354,7 @@ FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk c
                                          T* dm, T* bias_grad) {
   constexpr int M = W::m, A = W::alpha;
   const std::size_t T_ = ch.tiles(L), half = L.half, n_max = L.rows_per_chunk * half;
-  T* phases = buffer<T, 0>(M * M * n_max);
+  T* phases = kernels::scratch<T, kPhases>(M * M * n_max);
   for (std::size_t o = 0; o < d.o; ++o) {
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half;
@@ -382,12 +373,9 @@ FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk c
             for (std::size_t tx = cnt; tx < half; ++tx) dst[tx] = T(0);
           }
         }
-      T sum = 0;
-      if (bias_grad)
-        for (std::size_t k = row_lo * d.w; k < row_hi * d.w; ++k) sum += plane[k];
-      if (bias_grad) bias_grad[o] += sum;
+      if (bias_grad) bias_grad[o] += kernels::sum_of(plane + row_lo * d.w, (row_hi - row_lo) * d.w);
       T* out[A * A];
-      for (int xi = 0; xi < A * A; ++xi) out[xi] = dm + (xi * d.o + o) * T_ + s.offset;
+      position_rows(dm, d.o, o, T_, s.offset, out);
       FLOWGRAD_IVDEP
       for (std::size_t t = 0; t < n; ++t) {
         T g[M][M], dmt[A][A];
@@ -411,8 +399,8 @@ void forward_with(const Dims& d, const T* x, const T* weight, const T* bias, T* 
   parallel_for(0, chunks, [&](std::size_t k) {
     const Chunk ch{k * L.rows_per_chunk, std::min(rows, (k + 1) * L.rows_per_chunk)};
     const int tiles = int(ch.tiles(L)), C = int(d.c), O = int(d.o);
-    T* v = buffer<T, 3>(kXi * d.c * tiles);
-    T* m = buffer<T, 4>(kXi * d.o * tiles);
+    T* v = kernels::scratch<T, kTransformed>(kXi * d.c * tiles);
+    T* m = kernels::scratch<T, kProducts>(kXi * d.o * tiles);
     transform_input<W>(d, L, ch, x, v);
     for (std::size_t xi = 0; xi < kXi; ++xi)
       blas::gemm<T>(false, false, O, tiles, C, T(1), u.data() + xi * d.o * d.c, C,
@@ -430,8 +418,7 @@ void backward_with(const Dims& d, const T* x, const T* weight, const T* gy, T* g
   // rows, never between images); each slot walks its tile rows chunk by chunk and sums
   // dU and db into its own copy. A few slots per thread, so a thread slowed down by
   // another process is not waited for long.
-  const std::size_t threads = std::size_t(num_threads());
-  const std::size_t slots = std::max<std::size_t>(1, std::min(d.n, threads == 1 ? 1 : 4 * threads));
+  const std::size_t slots = std::max<std::size_t>(1, kernels::pieces_for(d.n));
   const std::size_t du_size = kXi * d.o * d.c;
   std::vector<std::vector<T>> du(gw ? slots : 0), db(gb ? slots : 0);
   parallel_for(0, slots, [&](std::size_t slot) {
@@ -442,8 +429,8 @@ void backward_with(const Dims& d, const T* x, const T* weight, const T* gy, T* g
     for (std::size_t R = first * L.tiles_h; R < last * L.tiles_h; R += L.rows_per_chunk) {
       const Chunk ch{R, std::min(last * L.tiles_h, R + L.rows_per_chunk)};
       const int tiles = int(ch.tiles(L)), C = int(d.c), O = int(d.o);
-      T* v = buffer<T, 3>(kXi * d.c * tiles);
-      T* dm = buffer<T, 4>(kXi * d.o * tiles);
+      T* v = kernels::scratch<T, kTransformed>(kXi * d.c * tiles);
+      T* dm = kernels::scratch<T, kProducts>(kXi * d.o * tiles);
       output_grad_to<W>(d, L, ch, gy, dm, gb ? db[slot].data() : nullptr);
       if (gw) {
         transform_input<W>(d, L, ch, x, v);
@@ -460,15 +447,11 @@ void backward_with(const Dims& d, const T* x, const T* weight, const T* gy, T* g
     }
   });
   if (gw) {
-    for (std::size_t s = 1; s < slots; ++s)
-      for (std::size_t k = 0; k < du_size; ++k) du[0][k] += du[s][k];
-    weight_grad_from<W>(d, du[0].data(), gw);
+    std::vector<T> du_sum(du_size);
+    kernels::sum_parts(du, du_sum.data());
+    weight_grad_from<W>(d, du_sum.data(), gw);
   }
-  if (gb) {
-    std::fill(gb, gb + d.o, T(0));
-    for (const auto& part : db)
-      for (std::size_t k = 0; k < d.o; ++k) gb[k] += part[k];
-  }
+  if (gb) kernels::sum_parts(db, gb);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include "autograd/instantiate.hpp"
 #include "autograd/kernels.hpp"
+#include "autograd/simd.hpp"
 
 namespace flowgrad::nn {
 
@@ -207,17 +208,16 @@ struct AdamScalars {
 // The build targets plain x86-64, where Adam's square roots and divisions on 4 lanes make
 // it compute-bound: also compiled for AVX2 and AVX-512, picked at load time. Without
 // fused multiply-adds, so every clone rounds as torch does.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FLOWGRAD_OPTIM_SIMD \
-  __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")))
+#if defined(__GNUC__) && !defined(__clang__)
+#define FLOWGRAD_NO_FMA __attribute__((optimize("fp-contract=off")))
 #else
-#define FLOWGRAD_OPTIM_SIMD
+#define FLOWGRAD_NO_FMA
 #endif
 
 // One Adam update, each op in torch's order. The loop vectorizes (the build passes
 // -fno-math-errno, without which GCC will not vectorize std::sqrt).
 template <class T>
-FLOWGRAD_OPTIM_SIMD void adam_span(T* p, const T* g, T* m, T* v, std::size_t n, const AdamScalars<T>& s) {
+FLOWGRAD_SIMD_CLONES FLOWGRAD_NO_FMA void adam_span(T* p, const T* g, T* m, T* v, std::size_t n, const AdamScalars<T>& s) {
   for (std::size_t j = 0; j < n; ++j) {
     const T pj = p[j] * s.shrink;
     const T gj = g[j] + s.l2 * pj;
