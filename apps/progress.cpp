@@ -23,7 +23,7 @@ Progress::Progress(std::size_t total_steps, double time_limit_s, std::size_t log
     : tty_(isatty(fileno(stdout)) != 0),
       total_steps_(total_steps),
       log_every_(std::max<std::size_t>(1, log_every)),
-      first_step_(std::min(first_step, total_steps)),
+      first_step_(first_step),
       time_limit_s_(time_limit_s),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}

@@ -18,6 +18,8 @@ class Progress {
   // A message that must not be overwritten by the bar (evaluations, warnings).
   void print_line(const std::string& line);
   void finish();
+  // Once the run knows its length in steps (a time budget plans it after the warmup).
+  void set_total_steps(std::size_t total) { total_steps_ = total; }
   double elapsed_s() const;
   bool tty() const { return tty_; }
 

@@ -50,12 +50,19 @@ LoadedModel load_model_for_inference(const std::string& run_or_file) {
   nn::SafeTensors file = nn::load_safetensors(out.path);
   out.config = read_run_config(file.metadata, out.path);
   out.model = build_model(out.config.model);
-  // The optimizer's tensors share the file; the model's are the rest.
-  nn::NamedValues model_part;
+  const std::string what = out.path + " (a " + describe(out.config.model) + " according to its metadata)";
+  // The optimizer's and the average's tensors share the file; the model's carry its names.
+  nn::NamedValues ema_part;
   for (auto& [name, v] : file.tensors)
-    if (name.rfind("adam.", 0) != 0) model_part.emplace_back(name, std::move(v));
-  nn::load_module_state(*out.model, model_part,
-                        out.path + " (a " + describe(out.config.model) + " according to its metadata)");
+    if (name.rfind(nn::ExponentialMovingAverage<float>::kPrefix, 0) == 0) ema_part.emplace_back(name, v);
+  nn::load_module_state(*out.model, nn::module_part(*out.model, std::move(file.tensors)), what);
+  if (out.config.train.ema > 0 && !ema_part.empty()) {
+    // Inference uses the averaged weights, as the run's own evaluations did.
+    nn::ExponentialMovingAverage<float> ema(out.model->named_parameters(), out.config.train.ema);
+    ema.load_state(ema_part, what);
+    ema.swap();
+    out.averaged = true;
+  }
   out.model->eval();
   if (auto s = file.metadata.find("step"); s != file.metadata.end()) out.step = std::stoll(s->second);
   return out;
@@ -79,20 +86,23 @@ void to_image_shape(xt::xarray<float>& values, const ModelConfig& m) {
   values.reshape({values.shape()[0], m.channels, m.height, m.width});
 }
 
-double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size) {
+double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size,
+                         std::size_t max_batches) {
   const bool was_training = model.is_training();
   model.eval();
   NoGrad no_grad;
   data::TestBatches batches(test, batch_size);
   double total = 0;
-  for (std::size_t i = 0; i < batches.size(); ++i) {
+  std::size_t images = 0;
+  for (std::size_t i = 0; i < std::min(batches.size(), max_batches); ++i) {
     xt::xarray<float> x = batches.batch<float>(i);
     to_model_shape(x, model);
     const Tensor<float> logp = model.log_prob(Tensor<float>(std::move(x)));
     for (float lp : logp.value()) total += flows::bits_per_dim(double(lp), model.dims());
+    images += batches.count(i);
   }
   model.train(was_training);
-  return total / double(batches.images());
+  return total / double(images);
 }
 
 std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, const std::string& path,
@@ -103,7 +113,11 @@ std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, 
   xt::xarray<float> x;
   try {
     manual_seed(seed);
-    x = model.sample(n, float(temperature)).value();
+    flows::Samples<float> drawn = model.sample_checked(n, float(temperature));
+    x = drawn.x.value();
+    const std::size_t per = x.size() / n;
+    for (std::size_t i = 0; i < n; ++i)  // drawn as grey tiles
+      if (!drawn.finite[i]) std::fill(x.data() + i * per, x.data() + (i + 1) * per, NAN);
   } catch (...) {
     set_generator_state(saved);
     model.train(was_training);

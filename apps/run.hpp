@@ -31,10 +31,12 @@ struct LoadedModel {
   RunConfig config;
   std::shared_ptr<flows::FlowModel<float>> model;  // in eval mode
   std::int64_t step = 0;
+  bool averaged = false;  // the parameters are the run's moving average
 };
 
 // Builds the model its checkpoint describes and loads its parameters and buffers (the
-// optimizer's state in the file is skipped). A file whose tensors do not fit its own
+// optimizer's state in the file is skipped); a run trained with --ema gets its averaged
+// weights, which its evaluations used. A file whose tensors do not fit its own
 // configuration is refused, every difference named.
 LoadedModel load_model_for_inference(const std::string& run_or_file);
 
@@ -47,9 +49,10 @@ void to_model_shape(xt::xarray<float>& images, const flows::FlowModel<float>& mo
 void to_image_shape(xt::xarray<float>& values, const ModelConfig& m);
 
 // Mean test bits/dim over the whole set with the fixed dequantization noise, in eval
-// mode and without a tape; the model's training mode is restored afterwards.
+// mode and without a tape; the model's training mode is restored afterwards. With
+// max_batches, over the first batches only.
 double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test,
-                         std::size_t batch_size = 500);
+                         std::size_t batch_size = 500, std::size_t max_batches = SIZE_MAX);
 
 // n samples at a temperature drawn from a generator seeded with `seed` (the process-wide
 // generator is put back afterwards, so sampling never changes a training run), written as

@@ -56,6 +56,8 @@ void fill_model_defaults(ModelConfig& m) {
   if (m.layers && !nice) foreign.push_back("--layers");
   if (m.additive && !glow) foreign.push_back("--additive");
   if (m.learn_top && !glow) foreign.push_back("--learn-top");
+  if (m.scale_clamp != 0 && !glow) foreign.push_back("--scale-clamp");
+  if (m.net_actnorm && !glow) foreign.push_back("--net-actnorm");
   if (!m.prior.empty() && !nice) foreign.push_back("--prior");
   if (!foreign.empty()) {
     std::string names;
@@ -64,7 +66,7 @@ void fill_model_defaults(ModelConfig& m) {
   }
   if (m.bench) {
     const bool sized = m.levels || m.flow_steps || m.hidden || m.couplings || m.blocks || m.layers ||
-                       m.additive || m.learn_top || !m.prior.empty();
+                       m.additive || m.learn_top || !m.prior.empty() || m.scale_clamp != 0 || m.net_actnorm;
     if (sized) throw UsageError("--bench-config fixes the architecture: drop the size options given with it");
   }
   const std::size_t fit = halvings(m.height, m.width);
@@ -95,6 +97,8 @@ void validate_model(const ModelConfig& m) {
   if (m.hidden == 0) join(problems, "--hidden must be positive");
   if (!(m.logit_alpha >= 0 && m.logit_alpha < 0.5))
     join(problems, "--logit-alpha must be in [0, 0.5), got " + num(m.logit_alpha));
+  if (!(m.scale_clamp >= 0 && m.scale_clamp <= 20))
+    join(problems, "--scale-clamp must be in [0, 20] (0: sigmoid(h + 2)), got " + num(m.scale_clamp));
   const std::size_t fit = halvings(m.height, m.width);
   if (m.name == "glow") {
     if (m.levels == 0) join(problems, "--levels must be positive");
@@ -127,7 +131,16 @@ void validate_model(const ModelConfig& m) {
 void validate_train(const TrainConfig& t) {
   std::string problems;
   if (t.batch == 0) join(problems, "--batch must be positive, got 0");
+  if (t.optimizer != "adam" && t.optimizer != "adamw" && t.optimizer != "adamax")
+    join(problems, "--optimizer must be adam, adamw or adamax, got '" + t.optimizer + "'");
   if (!(std::isfinite(t.lr) && t.lr > 0)) join(problems, "--lr must be a positive number, got " + num(t.lr));
+  if (!(std::isfinite(t.weight_decay) && t.weight_decay >= 0))
+    join(problems, "--weight-decay must be >= 0, got " + num(t.weight_decay));
+  if (t.lr_decay != "none" && t.lr_decay != "cosine")
+    join(problems, "--lr-decay must be none or cosine, got '" + t.lr_decay + "'");
+  if (!(t.ema >= 0 && t.ema < 1)) join(problems, "--ema must be in [0, 1) (0: off), got " + num(t.ema));
+  if (!(std::isfinite(t.clip_factor) && (t.clip_factor == 0 || t.clip_factor >= 1)))
+    join(problems, "--clip-factor must be 0 (off) or >= 1, got " + num(t.clip_factor));
   if (t.warmup < 0) join(problems, "--warmup must be >= 0 steps, got " + std::to_string(t.warmup));
   if (!(std::isfinite(t.clip) && t.clip >= 0))
     join(problems, "--clip must be >= 0 (0 turns clipping off), got " + num(t.clip));
@@ -143,6 +156,7 @@ std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m) {
     c.channels = m.channels, c.height = m.height, c.width = m.width;
     c.levels = m.levels, c.steps = m.flow_steps, c.hidden = m.hidden;
     c.affine = !m.additive, c.learn_top = m.learn_top, c.logit_alpha = m.logit_alpha;
+    c.scale_clamp = m.scale_clamp, c.net_actnorm = m.net_actnorm;
     return std::make_shared<flows::Glow<float>>(c);
   }
   if (m.name == "realnvp") {
@@ -164,7 +178,10 @@ std::string describe(const ModelConfig& m) {
   std::string s = m.name + (m.bench ? " (bench config)" : "") + ": ";
   if (m.name == "glow")
     s += std::to_string(m.levels) + " levels x " + std::to_string(m.flow_steps) + " steps, hidden " +
-         std::to_string(m.hidden) + (m.additive ? ", additive" : ", affine") + " coupling" +
+         std::to_string(m.hidden) + (m.net_actnorm ? " with ActNorm" : "") +
+         (m.additive ? ", additive coupling"
+                     : m.scale_clamp > 0 ? ", affine coupling (scale clamped to e^+-" + num(m.scale_clamp) + ")"
+                                         : ", affine coupling (sigmoid scale)") +
          (m.learn_top ? ", learned top prior" : "");
   else if (m.name == "realnvp")
     s += std::to_string(m.levels) + " scales, " + std::to_string(m.couplings) + " couplings per stage, ResNet " +
@@ -185,10 +202,11 @@ nlohmann::json to_json(const RunConfig& c) {
             {"levels", m.levels}, {"flow_steps", m.flow_steps}, {"hidden", m.hidden},
             {"couplings", m.couplings}, {"blocks", m.blocks}, {"layers", m.layers},
             {"additive", m.additive}, {"learn_top", m.learn_top}, {"prior", m.prior},
-            {"logit_alpha", m.logit_alpha}}},
+            {"logit_alpha", m.logit_alpha}, {"scale_clamp", m.scale_clamp}, {"net_actnorm", m.net_actnorm}}},
           {"train",
-           {{"dataset", t.dataset}, {"data_dir", t.data_dir}, {"batch", t.batch}, {"lr", t.lr},
-            {"warmup", t.warmup}, {"clip", t.clip}, {"seed", t.seed}, {"flip", t.flip},
+           {{"dataset", t.dataset}, {"data_dir", t.data_dir}, {"batch", t.batch}, {"optimizer", t.optimizer},
+            {"lr", t.lr}, {"weight_decay", t.weight_decay}, {"warmup", t.warmup}, {"lr_decay", t.lr_decay},
+            {"ema", t.ema}, {"clip", t.clip}, {"clip_factor", t.clip_factor}, {"seed", t.seed}, {"flip", t.flip},
             {"epochs", t.epochs}, {"steps", t.steps}, {"minutes", t.minutes},
             {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every}}}};
 }
@@ -217,6 +235,9 @@ RunConfig run_config_from_json(const std::string& text, const std::string& sourc
     m.at("learn_top").get_to(mc.learn_top);
     m.at("prior").get_to(mc.prior);
     m.at("logit_alpha").get_to(mc.logit_alpha);
+    // Fields added later: their absence means the form runs had before them.
+    mc.scale_clamp = m.value("scale_clamp", 0.0);
+    mc.net_actnorm = m.value("net_actnorm", false);
     TrainConfig& tc = c.train;
     t.at("dataset").get_to(tc.dataset);
     t.at("data_dir").get_to(tc.data_dir);
@@ -224,6 +245,11 @@ RunConfig run_config_from_json(const std::string& text, const std::string& sourc
     t.at("lr").get_to(tc.lr);
     t.at("warmup").get_to(tc.warmup);
     t.at("clip").get_to(tc.clip);
+    tc.optimizer = t.value("optimizer", std::string("adam"));
+    tc.weight_decay = t.value("weight_decay", 0.0);
+    tc.lr_decay = t.value("lr_decay", std::string("none"));
+    tc.ema = t.value("ema", 0.0);
+    tc.clip_factor = t.value("clip_factor", 0.0);
     t.at("seed").get_to(tc.seed);
     t.at("flip").get_to(tc.flip);
     t.at("epochs").get_to(tc.epochs);

@@ -34,16 +34,25 @@ struct ModelConfig {
   bool learn_top = false;      // glow: learned top prior
   std::string prior;           // nice: logistic or gaussian
   double logit_alpha = 0;      // > 0: a logit layer first
+  double scale_clamp = 0;      // glow: affine scale exp(c tanh(h / c)); 0 = sigmoid(h + 2), the reference's
+  bool net_actnorm = false;    // glow: ActNorm in the coupling nets (openai/glow)
 
   std::size_t dims() const { return channels * height * width; }
 };
 
+// A field that a run configuration written before it existed lacks takes the value that
+// gives the old behaviour (see run_config_from_json), so old runs keep their recipe.
 struct TrainConfig {
   std::string dataset, data_dir;  // data_dir "" = the dataset's default place
   std::size_t batch = 64;
+  std::string optimizer = "adam";  // adam, adamw or adamax
   double lr = 1e-3;
-  std::int64_t warmup = 200;  // steps of linear warmup
-  double clip = 100;          // gradient-norm clipping; 0 = off
+  double weight_decay = 0;         // adam, adamax: L2 added to the gradient; adamw: decoupled
+  std::int64_t warmup = 200;       // steps of linear warmup
+  std::string lr_decay = "none";   // after the warmup: none, or cosine to 0 at the end of the budget
+  double ema = 0;                  // decay of the parameters' moving average used for evaluation; 0 = none
+  double clip = 100;               // gradient-norm clipping at this norm; 0 = off
+  double clip_factor = 0;          // clip norms above this factor x their running average; 0 = off
   std::uint64_t seed = 0;
   bool flip = false;          // random left-right flips
   // Limits, counted over the whole run (a resumed run continues towards them); 0 = none.

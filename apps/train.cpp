@@ -30,6 +30,7 @@
 #include "datasets/batching.hpp"
 #include "flows/bits_per_dim.hpp"
 #include "nn/checkpoint.hpp"
+#include "nn/ema.hpp"
 #include "nn/optim.hpp"
 
 namespace flowgrad::app {
@@ -55,7 +56,9 @@ struct TrainArgs {
   RunConfig config;
   std::string out, resume;
   int threads = 0;
-  std::size_t debug_nan_at_step = 0;  // test hook: the loss of that step is NaN
+  std::size_t debug_nan_at_step = 0;        // test hook: the loss of that step is NaN
+  std::size_t debug_interrupt_at_step = 0;  // test hook: as if Ctrl-C came during that step
+  double debug_step_seconds = 0;            // test hook: the step time a time budget plans with
   std::map<std::string, CLI::Option*> options;
   bool given(const std::string& name) const {
     auto it = options.find(name);
@@ -74,7 +77,10 @@ const std::vector<std::pair<std::string, std::pair<const char*, const char*>>> k
     {"--dataset", {"train", "dataset"}},    {"--batch", {"train", "batch"}},
     {"--lr", {"train", "lr"}},              {"--warmup", {"train", "warmup"}},
     {"--clip", {"train", "clip"}},          {"--seed", {"train", "seed"}},
-    {"--flip", {"train", "flip"}},
+    {"--flip", {"train", "flip"}},          {"--optimizer", {"train", "optimizer"}},
+    {"--weight-decay", {"train", "weight_decay"}}, {"--lr-decay", {"train", "lr_decay"}},
+    {"--ema", {"train", "ema"}},            {"--clip-factor", {"train", "clip_factor"}},
+    {"--scale-clamp", {"model", "scale_clamp"}}, {"--net-actnorm", {"model", "net_actnorm"}},
 };
 
 std::string state_of(const Generator& g) {
@@ -83,7 +89,7 @@ std::string state_of(const Generator& g) {
   return os.str();
 }
 
-void restore(Generator& g, const std::string& state, const std::string& what) {
+void restore_generator(Generator& g, const std::string& state, const std::string& what) {
   std::istringstream is(state);
   Generator r;
   is >> r;
@@ -112,12 +118,13 @@ std::string fixed(double v, int digits) {
 struct Metric {
   std::int64_t step;
   double epoch, seconds, train_bpd, test_bpd;
+  double lr;  // of the last step before the evaluation
 };
 
 nlohmann::json metric_json(const Metric& m) {
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return {{"step", m.step}, {"epoch", std::round(m.epoch * 1000) / 1000}, {"seconds", std::round(m.seconds * 10) / 10},
-          {"train_bpd", num(m.train_bpd)}, {"test_bpd", num(m.test_bpd)}};
+          {"train_bpd", num(m.train_bpd)}, {"test_bpd", num(m.test_bpd)}, {"lr", num(m.lr)}};
 }
 
 // The rows of metrics.jsonl up to `max_step` (rows past the checkpoint were written by a
@@ -132,7 +139,7 @@ std::vector<Metric> read_metrics(const std::string& path, std::int64_t max_step)
       auto j = nlohmann::json::parse(line);
       auto num = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
       Metric m{j.at("step").get<std::int64_t>(), num(j.at("epoch")), num(j.at("seconds")), num(j.at("train_bpd")),
-               num(j.at("test_bpd"))};
+               num(j.at("test_bpd")), j.contains("lr") ? num(j.at("lr")) : NAN};
       if (m.step <= max_step) out.push_back(m);
     } catch (const std::exception&) {
       // A line cut by a crash: dropped, the run goes on.
@@ -145,7 +152,7 @@ void write_text_atomically(const std::string& path, const std::string& text) {
   nn::write_atomically(path, {{text.data(), text.size()}});
 }
 
-// Everything besides the model and optimizer that the next step depends on.
+// Everything besides the model, optimizer and average that the next step depends on.
 struct LoopState {
   std::size_t epochs_done = 0;     // complete epochs
   std::size_t batch_in_epoch = 0;  // batches of the current epoch already trained on
@@ -178,6 +185,12 @@ N meta_number(const nn::Metadata& m, const std::string& key, const std::string& 
   throw std::runtime_error(path + ": metadata '" + key + "' is not a valid number: '" + text + "'");
 }
 
+// The same for a key that checkpoints written before it existed lack.
+template <class N>
+N meta_number_or(const nn::Metadata& m, const std::string& key, const std::string& path, N absent) {
+  return m.count(key) ? meta_number<N>(m, key, path) : absent;
+}
+
 void check_resume_options(const TrainArgs& a, const RunConfig& stored, const std::string& path) {
   const nlohmann::json want = to_json(a.config), have = to_json(stored);
   std::string problems;
@@ -194,48 +207,439 @@ void check_resume_options(const TrainArgs& a, const RunConfig& stored, const std
                      ". A resumed run keeps its model and recipe; start a new run with --out to change them");
 }
 
-void run_train(TrainArgs& a) {
-  const bool resume = !a.resume.empty();
+// Where a run trains and with which configuration: a new run from the command line, or a
+// resumed one from its checkpoint (with the limits and evaluation options it may change).
+struct RunPlace {
   RunConfig cfg;
   std::string run_dir, ckpt_path;
   nn::Metadata ckpt_meta;
-  if (resume) {
-    std::error_code ec;
+  bool resume = false;
+  bool budget_changed = false;  // a resumed run given other limits: its schedule starts a new segment
+};
+
+RunPlace resolve_run(const TrainArgs& a) {
+  RunPlace r;
+  r.resume = !a.resume.empty();
+  std::error_code ec;
+  if (r.resume) {
     if (a.given("--out") && fs::weakly_canonical(a.out, ec) != fs::weakly_canonical(a.resume, ec))
       throw UsageError("--out " + a.out + " and --resume " + a.resume +
                        " differ: a resumed run continues in its own directory (drop --out)");
     if (!fs::is_directory(a.resume, ec))
       throw UsageError("--resume " + a.resume + ": not a run directory (expected the --out directory of a train run)");
-    run_dir = a.resume;
-    ckpt_path = resolve_checkpoint(run_dir);
-    ckpt_meta = nn::load_safetensors(ckpt_path).metadata;
-    cfg = read_run_config(ckpt_meta, ckpt_path);
-    check_resume_options(a, cfg, ckpt_path);
-    if (a.given("--data-dir")) cfg.train.data_dir = a.config.train.data_dir.empty() ? "" : fs::absolute(a.config.train.data_dir).string();
+    r.run_dir = a.resume;
+    r.ckpt_path = resolve_checkpoint(r.run_dir);
+    r.ckpt_meta = nn::load_safetensors(r.ckpt_path).metadata;
+    r.cfg = read_run_config(r.ckpt_meta, r.ckpt_path);
+    check_resume_options(a, r.cfg, r.ckpt_path);
+    auto& t = r.cfg.train;
+    const auto& given = a.config.train;
+    if (a.given("--data-dir")) t.data_dir = given.data_dir.empty() ? "" : fs::absolute(given.data_dir).string();
     if (a.given("--epochs") || a.given("--steps") || a.given("--minutes")) {
-      cfg.train.epochs = a.config.train.epochs, cfg.train.steps = a.config.train.steps;
-      cfg.train.minutes = a.config.train.minutes;
+      r.budget_changed = t.epochs != given.epochs || t.steps != given.steps || t.minutes != given.minutes;
+      t.epochs = given.epochs, t.steps = given.steps, t.minutes = given.minutes;
     }
-    if (a.given("--eval-every")) cfg.train.eval_every = a.config.train.eval_every;
-    if (a.given("--checkpoint-every")) cfg.train.checkpoint_every = a.config.train.checkpoint_every;
-  } else {
-    for (const char* required : {"--model", "--dataset", "--out"})
-      if (!a.given(required)) throw UsageError(std::string(required) + " is required for a new run (or --resume RUN_DIR)");
-    cfg = a.config;
-    nominal_image_shape(cfg.train.dataset, cfg.model.channels, cfg.model.height, cfg.model.width);
-    fill_model_defaults(cfg.model);
-    validate_model(cfg.model);
-    if (!cfg.train.epochs && !cfg.train.steps && cfg.train.minutes <= 0) cfg.train.epochs = 1;
-    if (!cfg.train.data_dir.empty()) cfg.train.data_dir = fs::absolute(cfg.train.data_dir).string();
-    run_dir = a.out;
-    std::error_code ec;
-    if (fs::exists(run_dir, ec)) {
-      if (!fs::is_directory(run_dir, ec)) throw UsageError("--out " + run_dir + ": exists and is not a directory");
-      if (!fs::is_empty(run_dir, ec))
-        throw UsageError("--out " + run_dir +
-                         ": already holds files; continue that run with --resume " + run_dir + ", or choose another --out");
-    }
+    if (a.given("--eval-every")) t.eval_every = given.eval_every;
+    if (a.given("--checkpoint-every")) t.checkpoint_every = given.checkpoint_every;
+    return r;
   }
+  for (const char* required : {"--model", "--dataset", "--out"})
+    if (!a.given(required)) throw UsageError(std::string(required) + " is required for a new run (or --resume RUN_DIR)");
+  r.cfg = a.config;
+  nominal_image_shape(r.cfg.train.dataset, r.cfg.model.channels, r.cfg.model.height, r.cfg.model.width);
+  fill_model_defaults(r.cfg.model);
+  validate_model(r.cfg.model);
+  if (!r.cfg.train.epochs && !r.cfg.train.steps && r.cfg.train.minutes <= 0) r.cfg.train.epochs = 1;
+  if (!r.cfg.train.data_dir.empty()) r.cfg.train.data_dir = fs::absolute(r.cfg.train.data_dir).string();
+  r.run_dir = a.out;
+  if (fs::exists(r.run_dir, ec)) {
+    if (!fs::is_directory(r.run_dir, ec)) throw UsageError("--out " + r.run_dir + ": exists and is not a directory");
+    if (!fs::is_empty(r.run_dir, ec))
+      throw UsageError("--out " + r.run_dir + ": already holds files; continue that run with --resume " + r.run_dir +
+                       ", or choose another --out");
+  }
+  return r;
+}
+
+// The training of one run: the model, its optimizer and average, the schedule and the
+// loop's state, and the named pieces of the loop (step, evaluate, checkpoint, plan).
+class Training {
+ public:
+  Training(const TrainArgs& args, RunPlace place, const data::ImageDataset& train, const data::ImageDataset& test);
+  void run();
+
+ private:
+  void restore();
+  void print_header() const;
+  // One optimisation step on the next batch; throws when the loss or gradient is not finite.
+  void step();
+  void evaluate();
+  void checkpoint();
+  // A time budget: once the warmup is done and the step time measured, where the learning
+  // rate reaches 0 (stored in the checkpoint, so a resumed run keeps it).
+  void plan_schedule_end();
+  double estimate_eval_seconds();  // from one test batch, the sample grids and a checkpoint
+  std::string write_sample_grids();  // returns what went wrong, for the log line
+  bool limits_reached() const;
+  double seconds() const {
+    return st_.seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  std::runtime_error diverged(std::int64_t step, const std::string& what);
+  std::string limits_text() const;
+
+  const TrainArgs& args_;
+  RunPlace place_;
+  const RunConfig& cfg_ = place_.cfg;
+  const TrainConfig& t_ = place_.cfg.train;
+  const data::ImageDataset& train_;
+  const data::ImageDataset& test_;
+  std::shared_ptr<flows::FlowModel<float>> model_;
+  nn::Named<float> params_;
+  std::unique_ptr<nn::Optimizer<float>> opt_;
+  std::unique_ptr<nn::ExponentialMovingAverage<float>> ema_;  // null without --ema
+  nn::SpikeClipper spikes_;
+  nn::LearningRateSchedule schedule_;
+  Generator shuffle_rng_, noise_rng_;
+  LoopState st_;
+  std::vector<Metric> metrics_;
+  std::string metrics_path_, ckpt_file_;
+  std::unique_ptr<data::Batcher> batcher_;
+  std::size_t per_epoch_ = 0, total_steps_ = 0;
+  std::int64_t first_step_ = 0, last_checkpoint_step_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  std::unique_ptr<Progress> progress_;
+  double last_test_bpd_ = NAN, last_bpd_ = NAN;
+  // Step time in this process, after its first few steps (allocation, caches).
+  double timed_seconds_ = 0, train_seconds_ = 0;
+  std::size_t timed_steps_ = 0, images_done_ = 0;
+  std::int64_t plan_at_ = 0, time_from_ = 0;  // the plan's step, and where its step timing starts
+};
+
+Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDataset& train,
+                   const data::ImageDataset& test)
+    : args_(args), place_(std::move(place)), train_(train), test_(test),
+      spikes_{place_.cfg.train.clip_factor},
+      schedule_{place_.cfg.train.lr, place_.cfg.train.warmup},
+      shuffle_rng_(place_.cfg.train.seed ^ 0x53485546464c45ULL),
+      noise_rng_(place_.cfg.train.seed ^ 0x4e4f495345ULL) {
+  manual_seed(t_.seed);
+  model_ = build_model(cfg_.model);
+  params_ = model_->named_parameters();
+  opt_ = nn::make_optimizer(t_.optimizer, params_, t_.lr, t_.weight_decay);
+  if (t_.ema > 0) ema_ = std::make_unique<nn::ExponentialMovingAverage<float>>(params_, t_.ema);
+  metrics_path_ = (fs::path(place_.run_dir) / "metrics.jsonl").string();
+  ckpt_file_ = (fs::path(place_.run_dir) / kCheckpointName).string();
+  if (place_.resume) {
+    restore();
+  } else {
+    fs::create_directories(place_.run_dir);
+    st_.shuffle_epoch_start = state_of(shuffle_rng_);
+  }
+
+  batcher_ = std::make_unique<data::Batcher>(train_, data::BatchOptions{t_.batch, true, t_.flip}, shuffle_rng_);
+  per_epoch_ = batcher_->batches_per_epoch();
+  if (place_.resume) {
+    const auto& path = place_.ckpt_path;
+    const auto images = meta_number<std::size_t>(place_.ckpt_meta, "train_images", path);
+    if (images != train_.size())
+      throw UsageError(train_.source + " has " + std::to_string(train_.size()) + " images, but the run in " +
+                       place_.run_dir + " was trained on " + std::to_string(images) + ": it can only resume on the same data");
+    if (st_.batch_in_epoch >= per_epoch_)
+      throw std::runtime_error(path + ": metadata 'batch_in_epoch' " + std::to_string(st_.batch_in_epoch) +
+                               " is past the end of an epoch of " + std::to_string(per_epoch_) + " batches");
+  }
+  data::Batch skipped;
+  for (std::size_t i = 0; i < st_.batch_in_epoch; ++i) batcher_->next(skipped);  // replay the epoch's draws
+  write_text_atomically((fs::path(place_.run_dir) / "config.json").string(), to_json(cfg_).dump(2) + "\n");
+
+  total_steps_ = t_.steps;
+  if (t_.epochs && (!total_steps_ || t_.epochs * per_epoch_ < total_steps_)) total_steps_ = t_.epochs * per_epoch_;
+  first_step_ = last_checkpoint_step_ = opt_->step_count();
+  if (t_.lr_decay == "cosine" && (place_.budget_changed || !place_.resume)) {
+    // A new segment of the schedule: warm up from here and decay to the end of the budget
+    // (planned after the warmup when the budget is a time).
+    schedule_.start = first_step_;
+    schedule_.end = t_.minutes > 0 ? 0 : std::int64_t(total_steps_);
+  }
+  // The plan comes after the warmup; its step time is measured over the second half of
+  // the steps before it (the first steps are slower: memory, caches).
+  plan_at_ = std::max(schedule_.start + std::max<std::int64_t>(t_.warmup, 20), first_step_ + 20);
+  time_from_ = first_step_ + (plan_at_ - first_step_) / 2;
+  start_ = std::chrono::steady_clock::now();
+  if (!place_.resume) checkpoint();  // step 0: a run directory always holds a checkpoint
+}
+
+void Training::restore() {
+  const auto& path = place_.ckpt_path;
+  const auto& m = place_.ckpt_meta;
+  try {
+    place_.ckpt_meta = nn::load_checkpoint(path, *model_, *opt_, true, ema_.get());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(e.what()) + " (the checkpoint does not fit the " + describe(cfg_.model) +
+                             " its own metadata describes)");
+  }
+  st_.epochs_done = meta_number<std::size_t>(m, "epoch", path);
+  st_.batch_in_epoch = meta_number<std::size_t>(m, "batch_in_epoch", path);
+  st_.shuffle_epoch_start = meta(m, "shuffle_rng", path);
+  restore_generator(shuffle_rng_, st_.shuffle_epoch_start, path + ": metadata 'shuffle_rng'");
+  restore_generator(noise_rng_, meta(m, "noise_rng", path), path + ": metadata 'noise_rng'");
+  st_.seconds_before = meta_number<double>(m, "seconds", path);
+  st_.bpd_sum = meta_number<double>(m, "bpd_sum", path);
+  st_.bpd_count = meta_number<std::size_t>(m, "bpd_count", path);
+  st_.last_eval_step = meta_number<std::int64_t>(m, "last_eval_step", path);
+  schedule_.start = meta_number_or<std::int64_t>(m, "schedule_start", path, 0);
+  schedule_.end = meta_number_or<std::int64_t>(m, "schedule_end", path, 0);
+  spikes_.average = meta_number_or<double>(m, "grad_norm_average", path, 0.0);
+  spikes_.clipped = meta_number_or<std::int64_t>(m, "clipped_steps", path, 0);
+  metrics_ = read_metrics(metrics_path_, opt_->step_count());
+}
+
+void Training::checkpoint() {
+  nn::Metadata m{{"format", kCheckpointFormat},
+                 {"config", to_json(cfg_).dump()},
+                 {"epoch", std::to_string(st_.epochs_done)},
+                 {"batch_in_epoch", std::to_string(st_.batch_in_epoch)},
+                 {"shuffle_rng", st_.batch_in_epoch ? st_.shuffle_epoch_start : state_of(shuffle_rng_)},
+                 {"noise_rng", state_of(noise_rng_)},
+                 {"seconds", exact(seconds())},
+                 {"bpd_sum", exact(st_.bpd_sum)},
+                 {"bpd_count", std::to_string(st_.bpd_count)},
+                 {"last_eval_step", std::to_string(st_.last_eval_step)},
+                 {"schedule_start", std::to_string(schedule_.start)},
+                 {"schedule_end", std::to_string(schedule_.end)},
+                 {"grad_norm_average", exact(spikes_.average)},
+                 {"clipped_steps", std::to_string(spikes_.clipped)},
+                 {"train_images", std::to_string(train_.size())},
+                 {"producer", std::string("flowgrad ") + FLOWGRAD_VERSION}};
+  nn::save_checkpoint(ckpt_file_, *model_, *opt_, m, ema_.get());
+  last_checkpoint_step_ = opt_->step_count();
+}
+
+void Training::evaluate() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const double step_seconds = seconds();
+  nn::AveragedWeights<float> averaged(ema_.get());  // evaluation and samples use the average
+  const double test_bpd = test_bits_per_dim(*model_, test_);
+  const double train_bpd = st_.bpd_count ? st_.bpd_sum / double(st_.bpd_count) : NAN;
+  const std::int64_t step = opt_->step_count();
+  metrics_.push_back({step, double(st_.epochs_done) + double(st_.batch_in_epoch) / double(per_epoch_), step_seconds,
+                      train_bpd, test_bpd, opt_->lr()});
+  st_.bpd_sum = 0, st_.bpd_count = 0, st_.last_eval_step = step;
+  last_test_bpd_ = test_bpd;
+  std::string lines;
+  std::vector<std::pair<double, double>> train_points, test_points;
+  for (auto& m : metrics_) {
+    lines += metric_json(m).dump() + "\n";
+    train_points.emplace_back(double(m.step), m.train_bpd);
+    test_points.emplace_back(double(m.step), m.test_bpd);
+  }
+  write_text_atomically(metrics_path_, lines);
+  write_curve_svg((fs::path(place_.run_dir) / "curve.svg").string(),
+                  {{"train", "#1f77b4", train_points}, {"test", "#d62728", test_points}},
+                  cfg_.model.name + " on " + t_.dataset + ": bits/dim");
+  const std::string bad = write_sample_grids();
+  const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress_->print_line("step " + std::to_string(step) + " (" + fixed(metrics_.back().epoch, 2) + " epochs)  train " +
+                        fixed(train_bpd, 4) + "  test " + fixed(test_bpd, 4) + " bits/dim" +
+                        (ema_ ? " (averaged weights)" : "") + "  (" + format_duration(step_seconds) + ", eval " +
+                        fixed(eval_s, 1) + " s)" + bad);
+}
+
+std::string Training::write_sample_grids() {
+  std::string bad;
+  for (double temperature : {0.7, 1.0}) {
+    const std::string name = "samples_T" + fixed(temperature, 1) + ".png";
+    const std::size_t n = write_samples(*model_, cfg_.model, (fs::path(place_.run_dir) / name).string(), 64,
+                                        temperature, t_.seed + 1);
+    if (n) bad += "; " + name + ": " + std::to_string(n) + " of 64 samples not finite (drawn as grey tiles)";
+  }
+  return bad;
+}
+
+double Training::estimate_eval_seconds() {
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  const std::size_t batch = 500, batches = (test_.size() + batch - 1) / batch;
+  double seconds = 0;
+  {
+    nn::AveragedWeights<float> averaged(ema_.get());
+    auto t = Clock::now();
+    test_bits_per_dim(*model_, test_, batch, 1);
+    seconds += since(t) * double(batches);
+    t = Clock::now();
+    write_sample_grids();
+    seconds += since(t);
+  }
+  const auto t = Clock::now();
+  checkpoint();  // with the trained weights, outside the average's scope
+  return seconds + since(t);
+}
+
+void Training::plan_schedule_end() {
+  const double eval_seconds = estimate_eval_seconds();
+  const double step_seconds = args_.debug_step_seconds > 0 ? args_.debug_step_seconds
+                                                           : timed_seconds_ / double(timed_steps_);
+  const double spent = seconds();
+  const double evals_per_step = 1.0 / double(per_epoch_) + (t_.eval_every ? 1.0 / double(t_.eval_every) : 0.0);
+  const std::int64_t done = opt_->step_count();
+  std::int64_t end = done + nn::steps_that_fit(t_.minutes * 60 - spent, step_seconds, eval_seconds, evals_per_step);
+  if (total_steps_) end = std::min(end, std::int64_t(total_steps_));
+  schedule_.end = std::max(end, done + 1);
+  progress_->set_total_steps(std::size_t(schedule_.end));
+  checkpoint();
+  progress_->print_line("planned " + with_commas(std::size_t(schedule_.end)) + " steps for the " +
+                        fixed(t_.minutes, 1) + "-minute budget (" + fixed(step_seconds * 1000, 1) + " ms a step, " +
+                        fixed(eval_seconds, 1) + " s an evaluation): the learning rate reaches 0 there");
+}
+
+bool Training::limits_reached() const {
+  const auto done = opt_->step_count();
+  return (t_.steps && std::size_t(done) >= t_.steps) || (t_.epochs && st_.epochs_done >= t_.epochs) ||
+         (t_.minutes > 0 && seconds() >= t_.minutes * 60) || (schedule_.end > 0 && done >= schedule_.end);
+}
+
+std::runtime_error Training::diverged(std::int64_t step, const std::string& what) {
+  progress_->finish();
+  return std::runtime_error("step " + std::to_string(step + 1) + ": " + what +
+                            ": training diverged and stops here. Try a lower --lr (now " + general(t_.lr) +
+                            ") or a longer --warmup (now " + std::to_string(t_.warmup) +
+                            " steps). The last good checkpoint, " + ckpt_file_ + " (step " +
+                            std::to_string(last_checkpoint_step_) + "), is kept");
+}
+
+void Training::step() {
+  if (st_.batch_in_epoch == 0) st_.shuffle_epoch_start = state_of(shuffle_rng_);
+  data::Batch batch;
+  if (!batcher_->next(batch)) throw std::logic_error("train: the batcher ended an epoch early");
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t step = opt_->step_count();  // this step's index, from 0
+  xt::xarray<float> x = data::dequantize<float>(batch.images, noise_rng_);
+  to_model_shape(x, *model_);
+  opt_->set_lr(schedule_.lr(step));
+  opt_->zero_grad();
+  const Tensor<float> loss = mean(-model_->log_prob(Tensor<float>(std::move(x))));  // nats per image
+  double loss_nats = loss.item();
+  if (args_.debug_nan_at_step && std::size_t(step + 1) == args_.debug_nan_at_step) loss_nats = NAN;
+  if (!std::isfinite(loss_nats))
+    throw diverged(step, "the loss is " + std::string(std::isnan(loss_nats) ? "NaN" : "infinite"));
+  loss.backward();
+  const double norm = t_.clip_factor > 0 ? spikes_.clip(params_) : t_.clip > 0 ? nn::clip_grad_norm(params_, t_.clip) : 0.0;
+  if (!std::isfinite(norm)) throw diverged(step, "the gradient norm is not finite");
+  opt_->step();
+  if (ema_) ema_->update();
+  last_bpd_ = flows::bits_per_dim(-loss_nats, model_->dims());
+  st_.bpd_sum += last_bpd_, ++st_.bpd_count, ++st_.batch_in_epoch;
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  train_seconds_ += took, images_done_ += batch.labels.size();
+  if (step >= time_from_) timed_seconds_ += took, ++timed_steps_;
+  if (st_.batch_in_epoch == per_epoch_) {
+    data::Batch none;
+    batcher_->next(none);  // false: closes the epoch without drawing
+    ++st_.epochs_done, st_.batch_in_epoch = 0;
+  }
+}
+
+std::string Training::limits_text() const {
+  std::string limits;
+  if (t_.epochs) limits += std::to_string(t_.epochs) + (t_.epochs == 1 ? " epoch" : " epochs");
+  if (t_.steps) limits += (limits.empty() ? "" : " or ") + std::to_string(t_.steps) + " steps";
+  if (t_.minutes > 0) limits += (limits.empty() ? "" : " or ") + fixed(t_.minutes, 1) + " minutes";
+  return limits;
+}
+
+void Training::print_header() const {
+  std::printf("model: %s, %s parameters\n", describe(cfg_.model).c_str(), with_commas(model_->parameter_count()).c_str());
+  std::printf("data: %s (%s images), test %s images\n", train_.source.c_str(), with_commas(train_.size()).c_str(),
+              with_commas(test_.size()).c_str());
+  std::string clip = t_.clip_factor > 0 ? "clip at " + general(t_.clip_factor) + "x the running gradient norm"
+                     : t_.clip > 0      ? "clip " + general(t_.clip)
+                                        : "no clipping";
+  std::printf("recipe: %s lr %g%s, warmup %lld steps%s, %s%s, batch %zu (%zu steps per epoch), %d threads, seed %llu\n",
+              t_.optimizer.c_str(), t_.lr, t_.weight_decay > 0 ? (", weight decay " + general(t_.weight_decay)).c_str() : "",
+              (long long)t_.warmup, t_.lr_decay == "cosine" ? " then cosine decay to 0" : "", clip.c_str(),
+              ema_ ? (", weights averaged (decay " + general(t_.ema) + ")").c_str() : "", t_.batch, per_epoch_,
+              num_threads(), (unsigned long long)t_.seed);
+  const bool several = (t_.epochs ? 1 : 0) + (t_.steps ? 1 : 0) + (t_.minutes > 0 ? 1 : 0) > 1;
+  std::printf("%s %s: until %s%s\n", place_.resume ? "resuming" : "writing", place_.run_dir.c_str(),
+              limits_text().c_str(), several ? ", whichever comes first" : "");
+  if (place_.resume)
+    std::printf("resumed at step %lld (epoch %zu, batch %zu of %zu)%s\n", (long long)first_step_, st_.epochs_done + 1,
+                st_.batch_in_epoch, per_epoch_,
+                place_.budget_changed && t_.lr_decay == "cosine"
+                    ? "; a new budget: the learning rate warms up again and decays to its end"
+                    : "");
+  std::fflush(stdout);
+}
+
+void Training::run() {
+  const double time_limit = t_.minutes > 0 ? std::max(0.0, t_.minutes * 60 - st_.seconds_before) : 0;
+  print_header();
+  progress_ = std::make_unique<Progress>(schedule_.end > 0 ? std::size_t(schedule_.end) : total_steps_, time_limit, 1,
+                                         std::size_t(first_step_));
+  if (limits_reached()) {
+    if (st_.last_eval_step != opt_->step_count()) {
+      evaluate();
+      checkpoint();
+    }
+    std::printf("the run is already complete at step %lld (%s); give a larger --epochs, --steps or --minutes "
+                "to train further\n",
+                (long long)opt_->step_count(), limits_text().c_str());
+    return;
+  }
+  g_interrupted = 0;
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  auto last_log = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  for (;;) {
+    const bool epoch_end = st_.batch_in_epoch + 1 == per_epoch_;
+    step();
+    const std::int64_t done = opt_->step_count();
+    const auto now = std::chrono::steady_clock::now();
+    if (progress_->tty() || now - last_log >= std::chrono::seconds(10) || done == first_step_ + 1) {
+      last_log = now;
+      progress_->update(std::size_t(done), st_.epochs_done + (st_.batch_in_epoch ? 1 : 0),
+                        last_bpd_,
+                        double(images_done_) / std::max(train_seconds_, 1e-9));
+    }
+    if (args_.debug_interrupt_at_step && std::size_t(done) == args_.debug_interrupt_at_step) g_interrupted = 1;
+    const bool interrupted = g_interrupted != 0;
+    if (schedule_.end == 0 && t_.lr_decay == "cosine" && t_.minutes > 0 && done >= plan_at_ && timed_steps_ >= 10 &&
+        !interrupted && !limits_reached())
+      plan_schedule_end();
+    const bool stop = limits_reached();
+    const bool eval_now = epoch_end || (t_.eval_every && done % std::int64_t(t_.eval_every) == 0) || (stop && !interrupted);
+    if (eval_now && st_.last_eval_step != done) evaluate();
+    if (interrupted) {
+      checkpoint();
+      progress_->print_line("interrupted at step " + std::to_string(done) + ": " + ckpt_file_ +
+                            " saved; continue with: flowgrad train --resume " + place_.run_dir);
+      progress_->finish();
+      throw CommandExit{130};
+    }
+    if (eval_now || (t_.checkpoint_every && done % std::int64_t(t_.checkpoint_every) == 0)) checkpoint();
+    if (stop) break;
+  }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  progress_->finish();
+  const std::string& run_dir = place_.run_dir;
+  const std::string dir = run_dir + (run_dir.empty() || run_dir.back() == '/' ? "" : "/");
+  std::printf("done: step %lld (%s epochs), %s\n", (long long)opt_->step_count(),
+              fixed(metrics_.back().epoch, 2).c_str(), format_duration(seconds()).c_str());
+  if (t_.clip_factor > 0)
+    std::printf("clipped %lld of %lld steps (gradient norm above %gx its running average)\n", (long long)spikes_.clipped,
+                (long long)opt_->step_count(), t_.clip_factor);
+  std::printf("test bits/dim: %s (%s test images%s)\n", fixed(last_test_bpd_, 4).c_str(),
+              with_commas(test_.size()).c_str(), ema_ ? ", averaged weights" : "");
+  std::printf("samples: %ssamples_T0.7.png %ssamples_T1.0.png\n", dir.c_str(), dir.c_str());
+  std::printf("curve: %scurve.svg  metrics: %smetrics.jsonl  checkpoint: %s%s\n", dir.c_str(), dir.c_str(),
+              dir.c_str(), kCheckpointName);
+  std::fflush(stdout);
+}
+
+void run_train(TrainArgs& a) {
+  RunPlace place = resolve_run(a);
+  RunConfig& cfg = place.cfg;
   validate_train(cfg.train);
   set_num_threads(a.threads);
   retain_freed_memory();  // each step re-uses the last step's memory instead of faulting it in again
@@ -247,8 +651,8 @@ void run_train(TrainArgs& a) {
     throw data::DataError(test.source + ": " + std::to_string(test.height()) + "x" + std::to_string(test.width()) +
                           " images, expected the training set's " + std::to_string(train.height()) + "x" +
                           std::to_string(train.width()));
-  if (!resume && (train.channels() != cfg.model.channels || train.height() != cfg.model.height ||
-                  train.width() != cfg.model.width)) {
+  if (!place.resume && (train.channels() != cfg.model.channels || train.height() != cfg.model.height ||
+                        train.width() != cfg.model.width)) {
     // Files of another image size than the dataset usually has: size the model to them.
     cfg.model = a.config.model;
     cfg.model.channels = train.channels(), cfg.model.height = train.height(), cfg.model.width = train.width();
@@ -259,228 +663,7 @@ void run_train(TrainArgs& a) {
   if (cfg.train.batch > train.size())
     throw UsageError("--batch " + std::to_string(cfg.train.batch) + " is larger than the " +
                      std::to_string(train.size()) + " images of " + train.source);
-
-  manual_seed(cfg.train.seed);
-  auto model = build_model(cfg.model);
-  const std::size_t dims = model->dims();
-  nn::Adam<float> opt(model->named_parameters(), cfg.train.lr);
-  const nn::LinearWarmup schedule{cfg.train.lr, cfg.train.warmup};
-  Generator shuffle_rng(cfg.train.seed ^ 0x53485546464c45ULL), noise_rng(cfg.train.seed ^ 0x4e4f495345ULL);
-  LoopState st;
-  std::vector<Metric> metrics;
-  const std::string metrics_path = (fs::path(run_dir) / "metrics.jsonl").string();
-  if (resume) {
-    try {
-      ckpt_meta = nn::load_checkpoint(ckpt_path, *model, opt, true);
-    } catch (const std::exception& e) {
-      throw std::runtime_error(std::string(e.what()) + " (the checkpoint does not fit the " + describe(cfg.model) +
-                               " its own metadata describes)");
-    }
-    st.epochs_done = meta_number<std::size_t>(ckpt_meta, "epoch", ckpt_path);
-    st.batch_in_epoch = meta_number<std::size_t>(ckpt_meta, "batch_in_epoch", ckpt_path);
-    st.shuffle_epoch_start = meta(ckpt_meta, "shuffle_rng", ckpt_path);
-    restore(shuffle_rng, st.shuffle_epoch_start, ckpt_path + ": metadata 'shuffle_rng'");
-    restore(noise_rng, meta(ckpt_meta, "noise_rng", ckpt_path), ckpt_path + ": metadata 'noise_rng'");
-    st.seconds_before = meta_number<double>(ckpt_meta, "seconds", ckpt_path);
-    st.bpd_sum = meta_number<double>(ckpt_meta, "bpd_sum", ckpt_path);
-    st.bpd_count = meta_number<std::size_t>(ckpt_meta, "bpd_count", ckpt_path);
-    st.last_eval_step = meta_number<std::int64_t>(ckpt_meta, "last_eval_step", ckpt_path);
-    metrics = read_metrics(metrics_path, opt.step_count());
-  } else {
-    fs::create_directories(run_dir);
-    st.shuffle_epoch_start = state_of(shuffle_rng);
-  }
-
-  data::Batcher batcher(train, {cfg.train.batch, true, cfg.train.flip}, shuffle_rng);
-  const std::size_t per_epoch = batcher.batches_per_epoch();
-  data::Batch batch;
-  if (resume) {
-    const auto images = meta_number<std::size_t>(ckpt_meta, "train_images", ckpt_path);
-    if (images != train.size())
-      throw UsageError(train.source + " has " + std::to_string(train.size()) + " images, but the run in " + run_dir +
-                       " was trained on " + std::to_string(images) + ": it can only resume on the same data");
-    if (st.batch_in_epoch >= per_epoch)
-      throw std::runtime_error(ckpt_path + ": metadata 'batch_in_epoch' " + std::to_string(st.batch_in_epoch) +
-                               " is past the end of an epoch of " + std::to_string(per_epoch) + " batches");
-  }
-  for (std::size_t i = 0; i < st.batch_in_epoch; ++i) batcher.next(batch);  // replay the epoch's draws
-  write_text_atomically((fs::path(run_dir) / "config.json").string(), to_json(cfg).dump(2) + "\n");
-
-  const std::int64_t first_step = opt.step_count();
-  std::int64_t last_checkpoint_step = first_step;
-  const auto start = std::chrono::steady_clock::now();
-  auto seconds = [&] {
-    return st.seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  };
-  const std::string ckpt_file = (fs::path(run_dir) / kCheckpointName).string();
-  auto checkpoint = [&] {
-    nn::Metadata m{{"format", kCheckpointFormat},
-                   {"config", to_json(cfg).dump()},
-                   {"epoch", std::to_string(st.epochs_done)},
-                   {"batch_in_epoch", std::to_string(st.batch_in_epoch)},
-                   {"shuffle_rng", st.batch_in_epoch ? st.shuffle_epoch_start : state_of(shuffle_rng)},
-                   {"noise_rng", state_of(noise_rng)},
-                   {"seconds", exact(seconds())},
-                   {"bpd_sum", exact(st.bpd_sum)},
-                   {"bpd_count", std::to_string(st.bpd_count)},
-                   {"last_eval_step", std::to_string(st.last_eval_step)},
-                   {"train_images", std::to_string(train.size())},
-                   {"producer", std::string("flowgrad ") + FLOWGRAD_VERSION}};
-    nn::save_checkpoint(ckpt_file, *model, opt, m);
-    last_checkpoint_step = opt.step_count();
-  };
-  if (!resume) checkpoint();  // step 0: a run directory always holds a checkpoint
-
-  const auto& t = cfg.train;
-  std::size_t total_steps = t.steps;
-  if (t.epochs && (!total_steps || t.epochs * per_epoch < total_steps)) total_steps = t.epochs * per_epoch;
-  const double time_limit = t.minutes > 0 ? std::max(0.0, t.minutes * 60 - st.seconds_before) : 0;
-  auto limits_reached = [&] {
-    return (t.steps && std::size_t(opt.step_count()) >= t.steps) || (t.epochs && st.epochs_done >= t.epochs) ||
-           (t.minutes > 0 && seconds() >= t.minutes * 60);
-  };
-
-  std::printf("model: %s, %s parameters\n", describe(cfg.model).c_str(), with_commas(model->parameter_count()).c_str());
-  std::printf("data: %s (%s images), test %s images\n", train.source.c_str(), with_commas(train.size()).c_str(),
-              with_commas(test.size()).c_str());
-  std::printf("recipe: Adam lr %g, warmup %lld steps, clip %g, batch %zu (%zu steps per epoch), %d threads, seed %llu\n",
-              t.lr, (long long)t.warmup, t.clip, t.batch, per_epoch, num_threads(), (unsigned long long)t.seed);
-  std::string limits;
-  if (t.epochs) limits += std::to_string(t.epochs) + (t.epochs == 1 ? " epoch" : " epochs");
-  if (t.steps) limits += (limits.empty() ? "" : " or ") + std::to_string(t.steps) + " steps";
-  if (t.minutes > 0) limits += (limits.empty() ? "" : " or ") + fixed(t.minutes, 1) + " minutes";
-  const bool several = (t.epochs ? 1 : 0) + (t.steps ? 1 : 0) + (t.minutes > 0 ? 1 : 0) > 1;
-  std::printf("%s %s: until %s%s\n", resume ? "resuming" : "writing", run_dir.c_str(), limits.c_str(),
-              several ? ", whichever comes first" : "");
-  if (resume)
-    std::printf("resumed at step %lld (epoch %zu, batch %zu of %zu)\n", (long long)first_step, st.epochs_done + 1,
-                st.batch_in_epoch, per_epoch);
-  std::fflush(stdout);
-
-  Progress progress(total_steps, time_limit, 1, std::size_t(first_step));
-  const std::string title = cfg.model.name + " on " + t.dataset + ": bits/dim";
-  double last_test_bpd = NAN;
-  auto evaluate = [&] {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double step_seconds = seconds();
-    const double test_bpd = test_bits_per_dim(*model, test);
-    const double train_bpd = st.bpd_count ? st.bpd_sum / double(st.bpd_count) : NAN;
-    const std::int64_t step = opt.step_count();
-    metrics.push_back({step, double(st.epochs_done) + double(st.batch_in_epoch) / double(per_epoch), step_seconds,
-                       train_bpd, test_bpd});
-    st.bpd_sum = 0, st.bpd_count = 0, st.last_eval_step = step;
-    last_test_bpd = test_bpd;
-    std::string lines;
-    std::vector<std::pair<double, double>> train_points, test_points;
-    for (auto& m : metrics) {
-      lines += metric_json(m).dump() + "\n";
-      train_points.emplace_back(double(m.step), m.train_bpd);
-      test_points.emplace_back(double(m.step), m.test_bpd);
-    }
-    write_text_atomically(metrics_path, lines);
-    write_curve_svg((fs::path(run_dir) / "curve.svg").string(),
-                    {{"train", "#1f77b4", train_points}, {"test", "#d62728", test_points}}, title);
-    std::string bad;
-    for (double temperature : {0.7, 1.0}) {
-      const std::string name = "samples_T" + fixed(temperature, 1) + ".png";
-      const std::size_t n = write_samples(*model, cfg.model, (fs::path(run_dir) / name).string(), 64, temperature,
-                                          t.seed + 1);
-      if (n) bad += "; " + name + ": " + std::to_string(n) + " of 64 samples not finite (drawn as grey tiles)";
-    }
-    const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    progress.print_line("step " + std::to_string(step) + " (" + fixed(metrics.back().epoch, 2) + " epochs)  train " +
-                        fixed(train_bpd, 4) + "  test " + fixed(test_bpd, 4) + " bits/dim  (" +
-                        format_duration(step_seconds) + ", eval " + fixed(eval_s, 1) + " s)" + bad);
-  };
-
-  if (limits_reached()) {
-    if (st.last_eval_step != opt.step_count()) {
-      evaluate();
-      checkpoint();
-    }
-    std::printf("the run is already complete at step %lld (%s); give a larger --epochs, --steps or --minutes "
-                "to train further\n",
-                (long long)opt.step_count(), limits.c_str());
-    return;
-  }
-
-  g_interrupted = 0;
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  double train_seconds = 0;
-  std::size_t images_done = 0;
-  auto last_log = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  const auto params = model->named_parameters();
-  for (;;) {
-    if (st.batch_in_epoch == 0) st.shuffle_epoch_start = state_of(shuffle_rng);
-    if (!batcher.next(batch)) throw std::logic_error("train: the batcher ended an epoch early");
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t step = opt.step_count();  // this step's index, from 0
-    xt::xarray<float> x = data::dequantize<float>(batch.images, noise_rng);
-    to_model_shape(x, *model);
-    opt.set_lr(schedule.lr(step));
-    opt.zero_grad();
-    const Tensor<float> loss = mean(-model->log_prob(Tensor<float>(std::move(x))));  // nats per image
-    double loss_nats = loss.item();
-    if (a.debug_nan_at_step && std::size_t(step + 1) == a.debug_nan_at_step) loss_nats = NAN;
-    auto diverged = [&](const std::string& what) {
-      progress.finish();
-      return std::runtime_error("step " + std::to_string(step + 1) + ": " + what +
-                                ": training diverged and stops here. Try a lower --lr (now " + general(t.lr) +
-                                ") or a longer --warmup (now " + std::to_string(t.warmup) +
-                                " steps). The last good checkpoint, " + ckpt_file + " (step " +
-                                std::to_string(last_checkpoint_step) + "), is kept");
-    };
-    if (!std::isfinite(loss_nats)) throw diverged("the loss is " + std::string(std::isnan(loss_nats) ? "NaN" : "infinite"));
-    loss.backward();
-    if (t.clip > 0) {
-      const double norm = nn::clip_grad_norm(params, t.clip);
-      if (!std::isfinite(norm)) throw diverged("the gradient norm is not finite");
-    }
-    opt.step();
-    const double bpd = flows::bits_per_dim(-loss_nats, dims);
-    st.bpd_sum += bpd, ++st.bpd_count, ++st.batch_in_epoch;
-    const auto t1 = std::chrono::steady_clock::now();
-    train_seconds += std::chrono::duration<double>(t1 - t0).count();
-    images_done += batch.labels.size();
-
-    const bool epoch_end = st.batch_in_epoch == per_epoch;
-    if (epoch_end) {
-      data::Batch none;
-      batcher.next(none);  // false: closes the epoch without drawing
-      ++st.epochs_done, st.batch_in_epoch = 0;
-    }
-    const std::int64_t done = opt.step_count();
-    if (progress.tty() || t1 - last_log >= std::chrono::seconds(10) || done == first_step + 1) {
-      last_log = t1;
-      progress.update(std::size_t(done), st.epochs_done + (st.batch_in_epoch ? 1 : 0), bpd,
-                      double(images_done) / std::max(train_seconds, 1e-9));
-    }
-    const bool interrupted = g_interrupted != 0;
-    const bool stop = limits_reached();
-    const bool eval_now = epoch_end || (t.eval_every && done % std::int64_t(t.eval_every) == 0) || (stop && !interrupted);
-    if (eval_now) evaluate();
-    if (interrupted) {
-      checkpoint();
-      progress.print_line("interrupted at step " + std::to_string(done) + ": " + ckpt_file +
-                          " saved; continue with: flowgrad train --resume " + run_dir);
-      progress.finish();
-      throw CommandExit{130};
-    }
-    if (eval_now || (t.checkpoint_every && done % std::int64_t(t.checkpoint_every) == 0)) checkpoint();
-    if (stop) break;
-  }
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
-  progress.finish();
-  const std::string dir = run_dir + (run_dir.empty() || run_dir.back() == '/' ? "" : "/");
-  std::printf("done: step %lld (%s epochs), %s\n", (long long)opt.step_count(),
-              fixed(metrics.back().epoch, 2).c_str(), format_duration(seconds()).c_str());
-  std::printf("test bits/dim: %s (%s test images)\n", fixed(last_test_bpd, 4).c_str(), with_commas(test.size()).c_str());
-  std::printf("samples: %ssamples_T0.7.png %ssamples_T1.0.png\n", dir.c_str(), dir.c_str());
-  std::printf("curve: %scurve.svg  metrics: %smetrics.jsonl  checkpoint: %s%s\n", dir.c_str(), dir.c_str(),
-              dir.c_str(), kCheckpointName);
-  std::fflush(stdout);
+  Training(a, std::move(place), train, test).run();
 }
 
 }  // namespace
@@ -523,11 +706,25 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_flag("--learn-top", m.learn_top, "glow: learned top prior"))->group(size);
   add(cmd->add_option("--prior", m.prior, "nice: logistic (default) or gaussian"))->group(size);
   add(cmd->add_option("--logit-alpha", m.logit_alpha, "> 0: a logit layer first, with this alpha (default 0: none)"))->group(size);
+  add(cmd->add_option("--scale-clamp", m.scale_clamp,
+                      "glow: affine scale exp(C tanh(h / C)), bounded both ways; 0: sigmoid(h + 2) as openai/glow"))->group(size);
+  add(cmd->add_flag("--net-actnorm", m.net_actnorm, "glow: ActNorm after the hidden convs of the coupling nets"))->group(size);
   const char* recipe = "Recipe";
   count(cmd->add_option("--batch", t.batch, "Batch size")->capture_default_str())->group(recipe);
-  add(cmd->add_option("--lr", t.lr, "Adam learning rate")->capture_default_str())->group(recipe);
+  add(cmd->add_option("--optimizer", t.optimizer, "adam, adamw or adamax")
+          ->check(CLI::IsMember({"adam", "adamw", "adamax"}))->capture_default_str())->group(recipe);
+  add(cmd->add_option("--lr", t.lr, "Learning rate (the peak, after the warmup)")->capture_default_str())->group(recipe);
+  add(cmd->add_option("--weight-decay", t.weight_decay, "Weight decay (L2 for adam and adamax, decoupled for adamw)")
+          ->capture_default_str())->group(recipe);
   add(cmd->add_option("--warmup", t.warmup, "Steps of linear learning-rate warmup")->capture_default_str())->group(recipe);
-  add(cmd->add_option("--clip", t.clip, "Gradient-norm clipping (0: off)")->capture_default_str())->group(recipe);
+  add(cmd->add_option("--lr-decay", t.lr_decay, "After the warmup: none, or cosine to 0 at the end of the budget")
+          ->check(CLI::IsMember({"none", "cosine"}))->capture_default_str())->group(recipe);
+  add(cmd->add_option("--ema", t.ema, "Evaluate and sample with a moving average of the weights of this decay (0: off)")
+          ->capture_default_str())->group(recipe);
+  add(cmd->add_option("--clip", t.clip, "Clip the gradient norm at this value (0: off)")->capture_default_str())->group(recipe);
+  add(cmd->add_option("--clip-factor", t.clip_factor,
+                      "Clip gradient norms above this factor x their running average (0: off; replaces --clip)")
+          ->capture_default_str())->group(recipe);
   count(cmd->add_option("--seed", t.seed, "Random seed (initialisation, shuffling, noise)")->capture_default_str())->group(recipe);
   add(cmd->add_flag("--flip", t.flip, "Random left-right flips of training images"))->group(recipe);
   const char* limits = "Length and schedule";
@@ -538,6 +735,8 @@ void add_train_command(CLI::App& app) {
   count(cmd->add_option("--checkpoint-every", t.checkpoint_every, "Also checkpoint every N steps (0: at evaluations)"))->group(limits);
   add(cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative()))->group(limits);
   count(cmd->add_option("--debug-nan-at-step", a->debug_nan_at_step, "Test hook: make that step's loss NaN"))->group("");
+  count(cmd->add_option("--debug-interrupt-at-step", a->debug_interrupt_at_step, "Test hook: Ctrl-C at that step"))->group("");
+  add(cmd->add_option("--debug-step-seconds", a->debug_step_seconds, "Test hook: plan with this step time"))->group("");
   cmd->callback([a] { run_train(*a); });
 }
 

@@ -33,4 +33,16 @@ class ActNorm : public Flow<T> {
   Tensor<T> initialized_;
 };
 
+// ActNorm as a plain layer, its logdet dropped: openai/glow normalises the hidden
+// activations of its coupling nets this way (data-dependent init included).
+template <class T = float>
+class ActNormLayer : public nn::Layer<T> {
+ public:
+  explicit ActNormLayer(std::size_t channels)
+      : norm(this->register_module("norm", std::make_shared<ActNorm<T>>(channels))) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return norm->forward(x).y; }
+
+  std::shared_ptr<ActNorm<T>> norm;
+};
+
 }  // namespace flowgrad::flows

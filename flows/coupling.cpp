@@ -1,6 +1,7 @@
 #include "flows/coupling.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/elementwise.hpp"
 #include "autograd/instantiate.hpp"
@@ -148,8 +149,11 @@ FlowResult<T> AffineCoupling<T>::inverse(const Tensor<T>& y) {
 
 // ---------------------------------------------------------------- Glow
 template <class T>
-GlowCoupling<T>::GlowCoupling(std::shared_ptr<nn::Layer<T>> n, bool affine) : affine_(affine) {
+GlowCoupling<T>::GlowCoupling(std::shared_ptr<nn::Layer<T>> n, bool affine, double scale_clamp)
+    : affine_(affine), scale_clamp_(scale_clamp) {
   if (!n) throw std::invalid_argument("GlowCoupling: net is null");
+  if (!(scale_clamp >= 0 && std::isfinite(scale_clamp)))
+    throw std::invalid_argument("GlowCoupling: scale_clamp must be finite and >= 0, got " + std::to_string(scale_clamp));
   net = this->register_module("net", std::move(n));
 }
 
@@ -164,23 +168,35 @@ std::vector<Tensor<T>> halves(const char* op, const Tensor<T>& x) {
 }  // namespace
 
 template <class T>
+typename GlowCoupling<T>::ShiftScale GlowCoupling<T>::shift_scale(const char* op, const Tensor<T>& xa,
+                                                                  std::size_t channels) {
+  auto h = net->forward(xa);
+  Shape want = xa.shape();
+  if (!affine_) {
+    check_net_output(op, h, want);
+    return {h, {}, {}};
+  }
+  want[1] = channels;
+  check_net_output(op, h, want);
+  auto shift = slice(h, 1, 0, channels, 2);
+  auto raw = slice(h, 1, 1, channels, 2);
+  if (scale_clamp_ > 0) {
+    const T c = T(scale_clamp_);
+    auto log_scale = tanh(raw * (T(1) / c)) * c;
+    return {shift, exp(log_scale), log_scale};
+  }
+  raw = raw + T(2);
+  return {shift, sigmoid(raw), log_sigmoid(raw)};
+}
+
+template <class T>
 FlowResult<T> GlowCoupling<T>::forward(const Tensor<T>& x) {
   auto parts = halves("GlowCoupling::forward", x);
   const auto& xa = parts[0];
   const auto& xb = parts[1];
-  auto h = net->forward(xa);
-  const std::size_t c = x.shape()[1];
-  Shape want = xa.shape();
-  if (!affine_) {
-    check_net_output("GlowCoupling (additive)", h, want);
-    return {concat(std::vector<Tensor<T>>{xa, xb + h}, 1), zero_logdet<T>(x.shape()[0])};
-  }
-  want[1] = c;
-  check_net_output("GlowCoupling", h, want);
-  auto shift = slice(h, 1, 0, c, 2);
-  auto raw = slice(h, 1, 1, c, 2) + T(2);
-  auto yb = (xb + shift) * sigmoid(raw);
-  return {concat(std::vector<Tensor<T>>{xa, yb}, 1), sum_per_example(log_sigmoid(raw))};
+  const auto st = shift_scale("GlowCoupling::forward", xa, x.shape()[1]);
+  if (!affine_) return {concat(std::vector<Tensor<T>>{xa, xb + st.shift}, 1), zero_logdet<T>(x.shape()[0])};
+  return {concat(std::vector<Tensor<T>>{xa, (xb + st.shift) * st.scale}, 1), sum_per_example(st.log_scale)};
 }
 
 template <class T>
@@ -188,19 +204,9 @@ FlowResult<T> GlowCoupling<T>::inverse(const Tensor<T>& y) {
   auto parts = halves("GlowCoupling::inverse", y);
   const auto& ya = parts[0];
   const auto& yb = parts[1];
-  auto h = net->forward(ya);
-  const std::size_t c = y.shape()[1];
-  Shape want = ya.shape();
-  if (!affine_) {
-    check_net_output("GlowCoupling (additive)", h, want);
-    return {concat(std::vector<Tensor<T>>{ya, yb - h}, 1), zero_logdet<T>(y.shape()[0])};
-  }
-  want[1] = c;
-  check_net_output("GlowCoupling", h, want);
-  auto shift = slice(h, 1, 0, c, 2);
-  auto raw = slice(h, 1, 1, c, 2) + T(2);
-  auto xb = yb / sigmoid(raw) - shift;
-  return {concat(std::vector<Tensor<T>>{ya, xb}, 1), -sum_per_example(log_sigmoid(raw))};
+  const auto st = shift_scale("GlowCoupling::inverse", ya, y.shape()[1]);
+  if (!affine_) return {concat(std::vector<Tensor<T>>{ya, yb - st.shift}, 1), zero_logdet<T>(y.shape()[0])};
+  return {concat(std::vector<Tensor<T>>{ya, yb / st.scale - st.shift}, 1), -sum_per_example(st.log_scale)};
 }
 
 #define FLOWGRAD_COUPLING(T)                                                                   \

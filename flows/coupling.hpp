@@ -68,21 +68,32 @@ class AffineCoupling : public Flow<T> {
 };
 
 // Glow's coupling on channels, as the reference's GlowCoupling: xa, xb = chunk(x, 2, 1),
-// h = net(xa). Affine: shift = h[:, 0::2], scale = sigmoid(h[:, 1::2] + 2),
-// yb = (xb + shift) * scale, logdet = sum log scale (net maps C/2 -> C channels).
-// Additive: yb = xb + h, logdet = 0 (net maps C/2 -> C/2). y = cat(xa, yb).
+// h = net(xa), shift = h[:, 0::2], raw = h[:, 1::2] (net maps C/2 -> C channels):
+//   yb = (xb + shift) * scale,  logdet = sum log scale,  y = cat(xa, yb).
+// The scale map, by `scale_clamp`:
+//   0 (the reference, openai/glow):  scale = sigmoid(raw + 2). It only contracts towards the
+//     latent, and sampling divides by it: a very negative raw overflows a sample.
+//   c > 0:  log scale = c * tanh(raw / c), so scale lies in [e^-c, e^c] both ways and every
+//     coupling's inverse is bounded by construction; scale = 1 at raw = 0.
+// Additive (affine = false): yb = xb + h, logdet = 0 (net maps C/2 -> C/2).
 template <class T = float>
 class GlowCoupling : public Flow<T> {
  public:
-  explicit GlowCoupling(std::shared_ptr<nn::Layer<T>> net, bool affine = true);
+  explicit GlowCoupling(std::shared_ptr<nn::Layer<T>> net, bool affine = true, double scale_clamp = 0);
   FlowResult<T> forward(const Tensor<T>& x) override;
   FlowResult<T> inverse(const Tensor<T>& y) override;
 
   std::shared_ptr<nn::Layer<T>> net;
   bool affine() const { return affine_; }
+  double scale_clamp() const { return scale_clamp_; }
 
  private:
+  struct ShiftScale {
+    Tensor<T> shift, scale, log_scale;  // scale and log_scale undefined when additive
+  };
+  ShiftScale shift_scale(const char* op, const Tensor<T>& xa, std::size_t channels);
   bool affine_;
+  double scale_clamp_;
 };
 
 }  // namespace flowgrad::flows

@@ -8,22 +8,27 @@
 #include "flows/squeeze.hpp"
 #include "nn/activation.hpp"
 #include "nn/conv2d.hpp"
-#include "nn/glow_net.hpp"
 #include "nn/sequential.hpp"
 #include "nn/zero_conv.hpp"
 
 namespace flowgrad::flows {
 
-namespace {
-// The additive coupling's net: as glow_coupling_net, but C/2 outputs (a shift only).
 template <class T>
-std::shared_ptr<nn::Sequential<T>> additive_net(std::size_t channels, std::size_t hidden) {
-  return std::make_shared<nn::Sequential<T>>(std::vector<std::shared_ptr<nn::Layer<T>>>{
-      std::make_shared<nn::Conv2d<T>>(channels / 2, hidden, 3, 3, 1, 1), std::make_shared<nn::ReLU<T>>(),
-      std::make_shared<nn::Conv2d<T>>(hidden, hidden, 1), std::make_shared<nn::ReLU<T>>(),
-      std::make_shared<nn::ZeroConv2d<T>>(hidden, channels / 2)});
+std::shared_ptr<nn::Sequential<T>> glow_coupling_net(std::size_t in, std::size_t out, std::size_t hidden,
+                                                     bool actnorm) {
+  if (in == 0 || out == 0 || hidden == 0)
+    throw std::invalid_argument("glow_coupling_net: in, out and hidden must be positive");
+  auto net = std::make_shared<nn::Sequential<T>>();
+  auto hidden_layer = [&](std::shared_ptr<nn::Conv2d<T>> conv) {
+    net->push_back(conv);
+    if (actnorm) net->push_back(std::make_shared<ActNormLayer<T>>(hidden));
+    net->push_back(std::make_shared<nn::ReLU<T>>());
+  };
+  hidden_layer(std::make_shared<nn::Conv2d<T>>(in, hidden, 3, 3, 1, 1, !actnorm));
+  hidden_layer(std::make_shared<nn::Conv2d<T>>(hidden, hidden, 1, 1, 1, 0, !actnorm));
+  net->push_back(std::make_shared<nn::ZeroConv2d<T>>(hidden, out));
+  return net;
 }
-}  // namespace
 
 template <class T>
 Glow<T>::Glow(const GlowConfig& config) : config_(config) {
@@ -45,12 +50,8 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
         step->push_back(std::make_shared<InvConv1x1LU<T>>(c));
       else
         step->push_back(std::make_shared<InvConv1x1<T>>(c));
-      std::shared_ptr<nn::Layer<T>> net;
-      if (config.affine)
-        net = nn::glow_coupling_net<T>(c, config.hidden);
-      else
-        net = additive_net<T>(c, config.hidden);
-      step->push_back(std::make_shared<GlowCoupling<T>>(net, config.affine));
+      auto net = glow_coupling_net<T>(c / 2, config.affine ? c : c / 2, config.hidden, config.net_actnorm);
+      step->push_back(std::make_shared<GlowCoupling<T>>(net, config.affine, config.scale_clamp));
     }
     auto level = std::make_shared<FlowSequence<T>>();
     level->push_back(std::make_shared<Squeeze<T>>());
@@ -74,7 +75,9 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
   if (config.logit_alpha > 0) this->preprocess_ = std::make_shared<Logit<T>>(config.logit_alpha);
 }
 
-#define FLOWGRAD_GLOW(T) template class Glow<T>;
+#define FLOWGRAD_GLOW(T)                                                                                      \
+  template class Glow<T>;                                                                                     \
+  template std::shared_ptr<nn::Sequential<T>> glow_coupling_net<T>(std::size_t, std::size_t, std::size_t, bool);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_GLOW)
 
 }  // namespace flowgrad::flows

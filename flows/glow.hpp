@@ -10,6 +10,7 @@
 
 #include "flows/flow.hpp"
 #include "flows/model.hpp"
+#include "nn/sequential.hpp"
 
 namespace flowgrad::flows {
 
@@ -22,9 +23,21 @@ struct GlowConfig {
   bool affine = true;         // affine coupling, else additive
   bool learn_top = false;     // learned per-channel mean and log-scale of the top prior
   double logit_alpha = 0;     // > 0: a Logit layer first (the bench config has none)
+  double scale_clamp = 0;     // affine scale: 0 sigmoid(h + 2); c > 0 exp(c tanh(h / c)), see GlowCoupling
+  bool net_actnorm = false;   // ActNorm after each hidden conv of the coupling nets (openai/glow)
 
   static GlowConfig bench() { return {}; }  // the reference's Glow: 433,968 parameters
 };
+
+// A coupling's net, as the reference's GlowCoupling.net:
+//   Sequential(conv3x3(in -> hidden, pad 1), ReLU, conv1x1(hidden -> hidden), ReLU,
+//              ZeroConv2d(hidden -> out))
+// named 0.*, 2.*, 4.logs, 4.conv.*. With actnorm, as openai/glow: each hidden conv has no
+// bias and is followed by an ActNormLayer (0 conv, 1 actnorm, 2 ReLU, 3 conv, 4 actnorm,
+// 5 ReLU, 6 ZeroConv2d).
+template <class T = float>
+std::shared_ptr<nn::Sequential<T>> glow_coupling_net(std::size_t in, std::size_t out, std::size_t hidden,
+                                                     bool actnorm = false);
 
 template <class T = float>
 class Glow : public FlowModel<T> {

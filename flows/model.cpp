@@ -1,6 +1,7 @@
 #include "flows/model.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/instantiate.hpp"
 #include "flows/actnorm.hpp"
@@ -90,7 +91,7 @@ FlowResult<T> FlowModel<T>::inverse(const std::vector<Tensor<T>>& zs) {
 }
 
 template <class T>
-Tensor<T> FlowModel<T>::sample(std::size_t n, T temperature) {
+Samples<T> FlowModel<T>::sample_checked(std::size_t n, T temperature) {
   NoGrad no_grad;
   Shape top{n};
   top.insert(top.end(), top_shape_.begin(), top_shape_.end());
@@ -99,8 +100,14 @@ Tensor<T> FlowModel<T>::sample(std::size_t n, T temperature) {
     if (it->split) h = it->split->merge(h, it->split->sample(h, temperature));
     h = it->flow->inverse(h).y;
   }
+  Samples<T> out;
+  const std::size_t per = n ? h.size() / n : 0;
+  const T* v = h.value().data();
+  for (std::size_t i = 0; i < n; ++i)
+    out.finite.push_back(std::all_of(v + i * per, v + (i + 1) * per, [](T a) { return std::isfinite(a); }));
   if (preprocess_) h = preprocess_->inverse(h).y;
-  return h;
+  out.x = h;
+  return out;
 }
 
 template <class T>

@@ -6,7 +6,9 @@
 //   inverse(zs)     -> {x, logdet of the inverse map}
 //   log_prob(x)     =  sum of the priors' log p over zs + logdet, per example (B,)
 //   sample(n, T)    every level's latent drawn with its prior's sigma scaled by T, then
-//                   inverted to data; runs under NoGrad.
+//                   inverted to data; runs under NoGrad. sample_checked also says which
+//                   samples were finite before the preprocessing's inverse (a final
+//                   sigmoid would hide an overflow as 0 or 1).
 //
 // Derived models register their modules under the reference's names and fill the levels
 // with flows that point at them (the level flows themselves are not registered).
@@ -23,6 +25,12 @@
 #include "nn/module.hpp"
 
 namespace flowgrad::flows {
+
+template <class T>
+struct Samples {
+  Tensor<T> x;               // in data space
+  std::vector<bool> finite;  // per sample: every value finite before the preprocessing's inverse
+};
 
 template <class T>
 struct Latents {
@@ -47,7 +55,8 @@ class FlowModel : public nn::Module<T> {
   Latents<T> forward(const Tensor<T>& x);
   FlowResult<T> inverse(const std::vector<Tensor<T>>& zs);
   Tensor<T> log_prob(const Tensor<T>& x);
-  Tensor<T> sample(std::size_t n, T temperature = 1);
+  Tensor<T> sample(std::size_t n, T temperature = 1) { return sample_checked(n, temperature).x; }
+  Samples<T> sample_checked(std::size_t n, T temperature = 1);
 
   const Shape& input_shape() const { return input_shape_; }  // per example, e.g. (1, 28, 28)
   std::size_t dims() const;                                   // D = values per example

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 #include "autograd/instantiate.hpp"
@@ -74,24 +75,45 @@ Metadata load_module(const std::string& path, Module<T>& module) {
 
 template <class T>
 void save_checkpoint(const std::string& path, const Module<T>& module, const Optimizer<T>& optimizer,
-                     Metadata metadata) {
+                     Metadata metadata, const ExponentialMovingAverage<T>* ema) {
   metadata.emplace("step", std::to_string(optimizer.step_count()));
   metadata.emplace("rng", generator_state());
   std::vector<TensorView> views = module_views(module);
   for (auto& v : optimizer.state()) views.push_back(v);
+  if (ema)
+    for (auto& v : ema->state()) views.push_back(v);
   save_safetensors(path, views, metadata);
 }
 
 template <class T>
-Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer, bool restore_rng) {
+NamedValues module_part(const Module<T>& module, NamedValues file) {
+  std::set<std::string> names;
+  for (auto& [name, t] : module.state()) names.insert(name);
+  NamedValues out;
+  for (auto& [name, v] : file)
+    if (names.count(name)) out.emplace_back(name, std::move(v));
+  return out;
+}
+
+template <class T>
+Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer, bool restore_rng,
+                         ExponentialMovingAverage<T>* ema) {
   SafeTensors file = load_safetensors(path);
+  auto starts_with = [](const std::string& name, const std::string& prefix) {
+    return name.compare(0, prefix.size(), prefix) == 0;
+  };
   const std::string prefix = optimizer.kind() + ".";
-  NamedValues model_part, optimizer_part;
-  for (auto& [name, v] : file.tensors)
-    (name.compare(0, prefix.size(), prefix) == 0 ? optimizer_part : model_part).emplace_back(name, std::move(v));
+  NamedValues model_part, optimizer_part, ema_part;
+  for (auto& [name, v] : file.tensors) {
+    NamedValues& to = starts_with(name, prefix)                                        ? optimizer_part
+                      : ema && starts_with(name, ExponentialMovingAverage<T>::kPrefix) ? ema_part
+                                                                                       : model_part;
+    to.emplace_back(name, std::move(v));
+  }
 
   // Check all, then change all: a bad file leaves module, optimizer and generator as they were.
   const auto matched = match_module_state(module, model_part, path);
+  if (ema) ExponentialMovingAverage<T>(ema->params(), ema->decay()).load_state(ema_part, path);  // a check
   const std::string previous_rng = generator_state();
   auto rng = file.metadata.find("rng");
   if (restore_rng && rng != file.metadata.end()) {
@@ -107,6 +129,7 @@ Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T
     set_generator_state(previous_rng);
     throw;
   }
+  if (ema) ema->load_state(ema_part, path);
   for (auto& [t, v] : matched) copy_into(t, *v);
   return file.metadata;
 }
@@ -115,8 +138,11 @@ Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T
   template void save_module<T>(const std::string&, const Module<T>&, const Metadata&);                   \
   template Metadata load_module<T>(const std::string&, Module<T>&);                                      \
   template void load_module_state<T>(Module<T>&, const NamedValues&, const std::string&);                \
-  template void save_checkpoint<T>(const std::string&, const Module<T>&, const Optimizer<T>&, Metadata); \
-  template Metadata load_checkpoint<T>(const std::string&, Module<T>&, Optimizer<T>&, bool);
+  template void save_checkpoint<T>(const std::string&, const Module<T>&, const Optimizer<T>&, Metadata,  \
+                                   const ExponentialMovingAverage<T>*);                                   \
+  template Metadata load_checkpoint<T>(const std::string&, Module<T>&, Optimizer<T>&, bool,              \
+                                       ExponentialMovingAverage<T>*);                                     \
+  template NamedValues module_part<T>(const Module<T>&, NamedValues);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE
 

@@ -2,13 +2,15 @@
 //
 // A module file holds module.state() (parameters then buffers, PyTorch's dotted names),
 // F32 for a float module and F64 for a double one, so Python reads it as a state_dict.
-// A checkpoint adds the optimizer's state ("adam.exp_avg.<name>", ...) and metadata
+// A checkpoint adds the optimizer's state ("adam.exp_avg.<name>", ...), the moving average
+// of the parameters if there is one ("ema.<name>"), and metadata
 // ("step", "rng" = flowgrad::generator_state(), plus whatever the caller passes, e.g. the
 // config as JSON) to the same file. Both are written atomically.
 #pragma once
 
 #include <string>
 
+#include "nn/ema.hpp"
 #include "nn/module.hpp"
 #include "nn/optim.hpp"
 #include "nn/safetensors.hpp"
@@ -31,12 +33,18 @@ void load_module_state(Module<T>& module, const NamedValues& state, const std::s
 // Metadata "step" (optimizer.step_count()) and "rng" are added unless the caller gives them.
 template <class T>
 void save_checkpoint(const std::string& path, const Module<T>& module, const Optimizer<T>& optimizer,
-                     Metadata metadata = {});
+                     Metadata metadata = {}, const ExponentialMovingAverage<T>* ema = nullptr);
 
-// Restores module, optimizer and (if restore_rng and the file has "rng") the random
-// generator; returns the metadata. Everything is checked before anything changes.
+// Restores module, optimizer, the moving average (when one is given) and (if restore_rng
+// and the file has "rng") the random generator; returns the metadata. Everything is
+// checked before anything changes.
 template <class T>
 Metadata load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer,
-                         bool restore_rng = true);
+                         bool restore_rng = true, ExponentialMovingAverage<T>* ema = nullptr);
+
+// The tensors of `file` that carry one of the module's state names (a checkpoint's other
+// tensors, the optimizer's and the average's, are left out): what inference loads.
+template <class T>
+NamedValues module_part(const Module<T>& module, NamedValues file);
 
 }  // namespace flowgrad::nn

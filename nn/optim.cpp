@@ -311,9 +311,44 @@ double clip_grad_norm(const Named<T>& params, double max_norm) {
   return clip_grad_norm(ts, max_norm);
 }
 
-double LinearWarmup::lr(std::int64_t step) const {
-  if (warmup <= 0) return base_lr;
-  return base_lr * std::min(1.0, double(step + 1) / double(warmup));
+double LearningRateSchedule::lr(std::int64_t step) const {
+  const std::int64_t k = step - start;
+  double rate = base_lr;
+  if (warmup > 0) rate *= std::clamp(double(k + 1) / double(warmup), 0.0, 1.0);
+  if (end > 0) {
+    const double decay_steps = double(std::max<std::int64_t>(end - start - warmup, 1));
+    const double progress = std::clamp(double(k - warmup) / decay_steps, 0.0, 1.0);
+    rate *= 0.5 * (1 + std::cos(M_PI * progress));
+  }
+  return rate;
+}
+
+std::int64_t steps_that_fit(double seconds, double step_seconds, double eval_seconds, double evals_per_step) {
+  const double n = (seconds - eval_seconds) / (step_seconds + evals_per_step * eval_seconds);
+  return n >= 1 && std::isfinite(n) ? std::int64_t(n) : 1;
+}
+
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, Named<T> params, double lr,
+                                             double weight_decay) {
+  if (name == "adam") return std::make_unique<Adam<T>>(std::move(params), lr, 0.9, 0.999, 1e-8, weight_decay);
+  if (name == "adamw") return std::make_unique<Adam<T>>(std::move(params), lr, 0.9, 0.999, 1e-8, weight_decay, true);
+  if (name == "adamax") return std::make_unique<Adamax<T>>(std::move(params), lr, 0.9, 0.999, 1e-8, weight_decay);
+  throw std::invalid_argument("unknown optimizer '" + name + "' (expected adam, adamw or adamax)");
+}
+
+template <class T>
+double SpikeClipper::clip(const Named<T>& params) {
+  const double norm = clip_grad_norm(params, INFINITY);  // only measures
+  if (!std::isfinite(norm)) return norm;
+  double kept = norm;
+  if (average > 0 && norm > factor * average) {
+    kept = factor * average;
+    clip_grad_norm(params, kept);
+    ++clipped;
+  }
+  average = average > 0 ? momentum * average + (1 - momentum) * kept : kept;
+  return norm;
 }
 
 #define FLOWGRAD_INSTANTIATE(T)                                              \
@@ -322,7 +357,9 @@ double LinearWarmup::lr(std::int64_t step) const {
   template class Adam<T>;                                                    \
   template class Adamax<T>;                                                  \
   template double clip_grad_norm<T>(const std::vector<Tensor<T>>&, double);  \
-  template double clip_grad_norm<T>(const Named<T>&, double);
+  template double clip_grad_norm<T>(const Named<T>&, double);  \
+  template double SpikeClipper::clip<T>(const Named<T>&);                    \
+  template std::unique_ptr<Optimizer<T>> make_optimizer<T>(const std::string&, Named<T>, double, double);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE)
 #undef FLOWGRAD_INSTANTIATE
 

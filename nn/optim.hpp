@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -102,6 +103,12 @@ class Adamax : public Optimizer<T> {
   double beta1_, beta2_, eps_, weight_decay_;
 };
 
+// "adam", "adamw" or "adamax" (torch's defaults for the rest); weight_decay as each of
+// them defines it. Throws std::invalid_argument naming the choices for another name.
+template <class T>
+std::unique_ptr<Optimizer<T>> make_optimizer(const std::string& name, Named<T> params, double lr,
+                                             double weight_decay = 0);
+
 // torch.nn.utils.clip_grad_norm_: scales all gradients by min(1, max_norm / (norm + 1e-6))
 // where norm is the 2-norm of all gradients together (parameters without one are skipped).
 // Returns that norm (possibly inf or nan, as torch does with error_if_nonfinite=False).
@@ -110,12 +117,34 @@ double clip_grad_norm(const std::vector<Tensor<T>>& params, double max_norm);
 template <class T>
 double clip_grad_norm(const Named<T>& params, double max_norm);
 
-// lr(step) = base_lr * min(1, (step + 1) / warmup), step counted from 0: the reference's
-// train loop. warmup 0 means no warmup.
-struct LinearWarmup {
+// The learning rate of one segment of a run, step counted from 0: a linear warmup from
+// `start` over `warmup` steps to base_lr (the reference's base_lr * min(1, (k + 1) / warmup)),
+// then, when `end` > 0, a cosine decay that reaches 0 at step `end` (SGDR, Loshchilov &
+// Hutter 2017). With end = 0 the rate stays at base_lr after the warmup, as the reference's.
+struct LearningRateSchedule {
   double base_lr;
-  std::int64_t warmup;
+  std::int64_t warmup = 0;
+  std::int64_t start = 0, end = 0;
   double lr(std::int64_t step) const;
+};
+
+// How many steps fit in `seconds` when a step takes step_seconds and an evaluation, which
+// takes eval_seconds, comes every 1 / evals_per_step steps and once more at the end: how a
+// run with a time budget plans where its learning rate reaches 0. At least 1.
+std::int64_t steps_that_fit(double seconds, double step_seconds, double eval_seconds, double evals_per_step);
+
+// Clipping that catches spikes instead of rescaling every step: a gradient whose norm is
+// above `factor` times the running average of the norms so far is scaled down to that
+// threshold. The average (of the norms after clipping) follows the run with weight
+// `momentum`; the first step only starts it.
+struct SpikeClipper {
+  double factor;
+  double momentum = 0.99;
+  double average = 0;  // 0: no step seen yet
+  std::int64_t clipped = 0;
+  // Returns the gradients' norm before clipping (inf or nan are returned, not clipped).
+  template <class T>
+  double clip(const Named<T>& params);
 };
 
 }  // namespace flowgrad::nn

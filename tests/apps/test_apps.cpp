@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -363,23 +364,28 @@ TEST_CASE("train writes every artefact; eval, sample and interpolate work on the
   CHECK(contains(bad.out, "nothing-here"));
 }
 
-TEST_CASE("resume gives bit-identical parameters and optimizer state to an uninterrupted run") {
+TEST_CASE("resume gives bit-identical parameters, optimizer state and average to an uninterrupted run") {
   TempDir tmp;
   write_idx_set(tmp / "data");
+  // The reference's recipe for NICE; cosine decay, spike clipping, a moving average and
+  // Adamax for the others.
   for (const std::string model : {"glow", "realnvp", "nice"}) {
     CAPTURE(model);
+    const std::string recipe = model == "nice" ? " --lr-decay none --clip 100 --clip-factor 0 --ema 0 --optimizer adam"
+                                               : " --lr-decay cosine --clip 0 --clip-factor 2 --ema 0.9 --optimizer adamax";
     auto cmd = [&](const std::string& out) {
       return "train --model " + model + " --dataset mnist --data-dir " + (tmp / "data") + " --out " + out +
-             tiny_model_options(model) + " --batch 8 --warmup 3 --flip --threads 2";  // flips draw too
+             tiny_model_options(model) + recipe + " --batch 8 --warmup 3 --flip --threads 2";  // flips draw too
     };
-    // 8 steps straight, against 3 steps, then resumed to 8: crosses an epoch end (6 steps).
+    // 8 steps straight, against an interruption after step 3 and a resume to 8: crosses an
+    // epoch end (6 steps).
     Run a = flowgrad_cmd(cmd(tmp / (model + "-a")) + " --steps 8");
     CAPTURE(a.out);
     REQUIRE(a.code == 0);
-    Run b1 = flowgrad_cmd(cmd(tmp / (model + "-b")) + " --steps 3");
+    Run b1 = flowgrad_cmd(cmd(tmp / (model + "-b")) + " --steps 8 --debug-interrupt-at-step 3");
     CAPTURE(b1.out);
-    REQUIRE(b1.code == 0);
-    Run b2 = flowgrad_cmd("train --resume " + (tmp / (model + "-b")) + " --steps 8 --threads 2");
+    REQUIRE(b1.code == 130);
+    Run b2 = flowgrad_cmd("train --resume " + (tmp / (model + "-b")) + " --threads 2");
     CAPTURE(b2.out);
     REQUIRE(b2.code == 0);
     CHECK(contains(b2.out, "resumed at step 3"));
@@ -387,8 +393,10 @@ TEST_CASE("resume gives bit-identical parameters and optimizer state to an unint
     const SafeTensors cb = load_safetensors(tmp / (model + "-b/checkpoint.safetensors"));
     std::string why;
     CHECK_MESSAGE(same_tensors(ca, cb, why), why);
+    CHECK((ca.find("ema.updates") != nullptr) == (model != "nice"));
     CHECK(cb.metadata.at("step") == "8");
-    for (const char* key : {"rng", "noise_rng", "shuffle_rng", "epoch", "batch_in_epoch"}) {
+    for (const char* key : {"rng", "noise_rng", "shuffle_rng", "epoch", "batch_in_epoch", "schedule_start",
+                            "schedule_end", "grad_norm_average", "clipped_steps"}) {
       CAPTURE(key);
       CHECK(ca.metadata.at(key) == cb.metadata.at(key));
     }
@@ -396,18 +404,108 @@ TEST_CASE("resume gives bit-identical parameters and optimizer state to an unint
     const auto ra = read_jsonl(tmp / (model + "-a/metrics.jsonl"));
     const auto rb = read_jsonl(tmp / (model + "-b/metrics.jsonl"));
     REQUIRE(ra.size() == 2);
-    REQUIRE(rb.size() == 3);  // also step 3, where the first part stopped
-    CHECK(rb[0]["step"] == 3);
+    REQUIRE(rb.size() == 2);
     for (int k = 0; k < 2; ++k) {
-      CHECK(ra[k]["step"] == rb[k + 1]["step"]);
-      CHECK(ra[k]["test_bpd"] == rb[k + 1]["test_bpd"]);
+      CHECK(ra[k]["step"] == rb[k]["step"]);
+      CHECK(ra[k]["test_bpd"] == rb[k]["test_bpd"]);
+      CHECK(ra[k]["lr"] == rb[k]["lr"]);
     }
-    CHECK(ra[1]["train_bpd"] == rb[2]["train_bpd"]);
+    CHECK(ra[1]["train_bpd"] == rb[1]["train_bpd"]);
   }
   // Resuming a finished run does nothing and says so.
   Run done = flowgrad_cmd("train --resume " + (tmp / "glow-b"));
   CHECK(done.code == 0);
   CHECK(contains(done.out, "already complete"));
+}
+
+TEST_CASE("the schedule: cosine to 0 at the end of a step budget; a longer budget on resume warms up again") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  // 6 steps per epoch; lr 0.01, warmup 2 steps, cosine to 0 at step 6.
+  Run r = flowgrad_cmd(tiny_glow(tmp / "data", out) + " --lr 0.01 --warmup 2 --lr-decay cosine --steps 6 --eval-every 1");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  auto rows = read_jsonl(out + "/metrics.jsonl");
+  REQUIRE(rows.size() == 6);
+  // lr of step k (from 0): 0.01 * (k + 1) / 2 for k < 2, then 0.005 (1 + cos(pi (k - 2) / 4)).
+  const double want[6] = {0.005, 0.01, 0.01, 0.005 * (1 + std::cos(M_PI / 4)), 0.005, 0.005 * (1 + std::cos(3 * M_PI / 4))};
+  for (int k = 0; k < 6; ++k) CHECK(rows[k]["lr"].get<double>() == doctest::Approx(want[k]).epsilon(1e-12));
+
+  // Ten steps more: a new segment from step 6, warming up over 2 steps again, 0 at step 16.
+  r = flowgrad_cmd("train --resume " + out + " --steps 16");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, "warms up again"));
+  rows = read_jsonl(out + "/metrics.jsonl");
+  REQUIRE(rows.size() == 16);
+  CHECK(rows[6]["lr"].get<double>() == doctest::Approx(0.005));
+  CHECK(rows[7]["lr"].get<double>() == doctest::Approx(0.01));
+  CHECK(rows[11]["lr"].get<double>() == doctest::Approx(0.005 * (1 + std::cos(M_PI * 3 / 8))));
+  const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  CHECK(ck.metadata.at("schedule_start") == "6");
+  CHECK(ck.metadata.at("schedule_end") == "16");
+}
+
+TEST_CASE("a time budget plans its steps once after the warmup, stores them, and stops there") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  // A planned step time of 0.5 s in a 1-minute budget: far fewer steps than the tiny model
+  // could do, so the plan, not the clock, ends the run.
+  Run r = flowgrad_cmd(tiny_glow(tmp / "data", out) +
+                       " --warmup 20 --lr-decay cosine --ema 0.99 --minutes 1 --debug-step-seconds 0.5");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  const auto at = r.out.find("planned ");
+  REQUIRE(at != std::string::npos);
+  const long planned = std::stol(r.out.substr(at + 8));
+  CHECK(planned > 100);
+  CHECK(planned <= 140);  // 20 + 60 s / 0.5 s, less the time so far and the evaluations
+  const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  CHECK(ck.metadata.at("schedule_end") == std::to_string(planned));
+  CHECK(ck.metadata.at("step") == std::to_string(planned));
+  const auto rows = read_jsonl(out + "/metrics.jsonl");
+  CHECK(rows.back()["step"] == planned);
+  CHECK(rows.back()["lr"].get<double>() < 1e-5);  // decayed (nearly) to 0 at the end
+
+  // Evaluation uses the averaged weights, as the run's own evaluations did.
+  Run e = flowgrad_cmd("eval " + out);
+  CAPTURE(e.out);
+  REQUIRE(e.code == 0);
+  CHECK(test_bpd_printed(e.out) == doctest::Approx(rows.back()["test_bpd"].get<double>()).epsilon(1e-5));
+  CHECK(test_bpd_printed(e.out) == doctest::Approx(test_bpd_printed(r.out)).epsilon(1e-4));
+}
+
+TEST_CASE("a run directory written before the recipe options existed still evaluates, samples and resumes") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string out = tmp / "run";
+  REQUIRE(flowgrad_cmd(tiny_glow(tmp / "data", out) + " --steps 3 --lr-decay none --ema 0 --clip 100 --clip-factor 0 "
+                                                      "--optimizer adam --scale-clamp 0 --eval-every 3").code == 0);
+  // What the previous version wrote: no recipe fields in the config, no schedule metadata.
+  SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  auto config = nlohmann::json::parse(ck.metadata.at("config"));
+  for (const char* key : {"scale_clamp", "net_actnorm"}) config["model"].erase(key);
+  for (const char* key : {"optimizer", "weight_decay", "lr_decay", "ema", "clip_factor"}) config["train"].erase(key);
+  ck.metadata["config"] = config.dump();
+  for (const char* key : {"schedule_start", "schedule_end", "grad_norm_average", "clipped_steps"}) ck.metadata.erase(key);
+  flowgrad::nn::save_safetensors(out + "/checkpoint.safetensors", ck.tensors, ck.metadata);
+
+  Run e = flowgrad_cmd("eval " + out);
+  CAPTURE(e.out);
+  CHECK(e.code == 0);
+  CHECK(contains(e.out, "sigmoid scale"));  // the old form of the coupling
+  Run s = flowgrad_cmd("sample " + out + " --out " + (tmp / "s.png"));
+  CHECK(s.code == 0);
+  Run r = flowgrad_cmd("train --resume " + out + " --steps 5");
+  CAPTURE(r.out);
+  CHECK(r.code == 0);
+  CHECK(contains(r.out, "adam lr 0.001, warmup 2 steps, clip 100,"));  // the old recipe
+  const auto resumed = nlohmann::json::parse(load_safetensors(out + "/checkpoint.safetensors").metadata.at("config"));
+  CHECK(resumed["train"]["lr_decay"] == "none");
+  CHECK(resumed["train"]["ema"] == 0);
+  CHECK(resumed["model"]["scale_clamp"] == 0);
 }
 
 TEST_CASE("a non-finite loss stops training, names the step, keeps the last checkpoint, exits 1") {

@@ -15,7 +15,7 @@
 #include "flows/squeeze.hpp"
 #include "nn/activation.hpp"
 #include "nn/conv2d.hpp"
-#include "nn/glow_net.hpp"
+#include "flows/glow.hpp"
 #include "nn/linear.hpp"
 #include "nn/resnet_st.hpp"
 #include "nn/sequential.hpp"
@@ -132,7 +132,7 @@ TEST_CASE("affine coupling masks match the reference's") {
 TEST_CASE("Glow coupling, affine and additive") {
   manual_seed(500);
   {
-    flows::GlowCoupling<double> f(nn::glow_coupling_net<double>(4, 6), true);
+    flows::GlowCoupling<double> f(flows::glow_coupling_net<double>(2, 4, 6), true);
     perturb(f, 0.1, 40);
     check_layer(f, randn({2, 4, 3, 3}, 41));
   }
@@ -144,9 +144,66 @@ TEST_CASE("Glow coupling, affine and additive") {
     perturb(f, 0.1, 42);
     check_layer(f, randn({2, 4, 3, 3}, 43));
     // A net with the wrong output width is caught, naming the layer.
-    flows::GlowCoupling<double> wrong(nn::glow_coupling_net<double>(4, 6), false);
+    flows::GlowCoupling<double> wrong(flows::glow_coupling_net<double>(2, 4, 6), false);
     CHECK_THROWS_AS(wrong.forward(Tensor<double>(randn({1, 4, 2, 2}, 44))), ShapeError);
   }
+}
+
+TEST_CASE("Glow coupling with the bounded scale exp(c tanh(h / c)), plain and ActNorm nets") {
+  manual_seed(510);
+  for (double clamp : {0.5, 2.0}) {
+    CAPTURE(clamp);
+    flows::GlowCoupling<double> f(flows::glow_coupling_net<double>(2, 4, 6), true, clamp);
+    perturb(f, 0.3, 45);
+    check_layer(f, randn({2, 4, 3, 3}, 46));
+  }
+  // openai/glow's nets: ActNorm after each hidden conv (initialised from the first batch).
+  flows::GlowCoupling<double> f(flows::glow_coupling_net<double>(2, 4, 6, true), true, 2.0);
+  const Arr x = randn({3, 4, 3, 3}, 47);
+  f.forward(Tensor<double>(x));  // data-dependent init of the nets' ActNorms
+  perturb(f, 0.2, 48);
+  check_layer(f, x);
+  CHECK_THROWS_AS(flows::GlowCoupling<double>(flows::glow_coupling_net<double>(2, 4, 6), true, -1.0),
+                  std::invalid_argument);
+}
+
+namespace {
+// A net whose output is the same huge value everywhere: the worst a trained net can do.
+struct ConstantNet : nn::Layer<double> {
+  double value;
+  std::size_t out;
+  ConstantNet(double v, std::size_t o) : value(v), out(o) {}
+  Tensor<double> forward(const Tensor<double>& x) override {
+    Shape s = x.shape();
+    s[1] = out;
+    return Tensor<double>(xt::xarray<double>(xt::ones<double>(s) * value));
+  }
+};
+}  // namespace
+
+TEST_CASE("a coupling whose net outputs +-1e3 still inverts to finite values with a finite logdet") {
+  const Arr y = randn({2, 4, 3, 3}, 49, 3.0);
+  for (double raw : {1e3, -1e3}) {
+    CAPTURE(raw);
+    // Glow with the bounded scale: |log scale| <= c, so 1 / scale <= e^c.
+    flows::GlowCoupling<double> glow(std::make_shared<ConstantNet>(raw, 4), true, 2.0);
+    auto inv = glow.inverse(Tensor<double>(y));
+    CHECK(xt::all(xt::isfinite(inv.y.value())));
+    CHECK(xt::all(xt::isfinite(inv.logdet.value())));
+    CHECK(xt::amax(xt::abs(inv.logdet.value()))() <= 2.0 * 2 * 9 + 1e-9);  // c per transformed value
+    auto back = glow.forward(inv.y);
+    CHECK(xt::all(xt::isfinite(back.y.value())));
+    CHECK(max_abs_diff(back.logdet.value(), -inv.logdet.value()) < 1e-9);
+    // Real NVP's s = scale * tanh(h) is bounded by its scale parameter (1 at init).
+    flows::AffineCoupling<double> nvp(flows::checkerboard_mask<double>(4, 3, 3, 0),
+                                      std::make_shared<ConstantNet>(raw, 8));
+    auto inv2 = nvp.inverse(Tensor<double>(y));
+    CHECK(xt::all(xt::isfinite(inv2.y.value())));
+    CHECK(xt::all(xt::isfinite(inv2.logdet.value())));
+  }
+  // The reference's sigmoid(h + 2) is what overflows: its inverse divides by sigmoid(-998) = 0.
+  flows::GlowCoupling<double> sigmoid(std::make_shared<ConstantNet>(-1e3, 4), true, 0.0);
+  CHECK_FALSE(xt::all(xt::isfinite(sigmoid.inverse(Tensor<double>(y)).y.value())));
 }
 
 TEST_CASE("ActNorm") {
@@ -239,7 +296,7 @@ TEST_CASE("FlowSequence sums logdets and inverts in reverse order") {
   flows::FlowSequence<double> seq;
   seq.push_back(std::make_shared<flows::ActNorm<double>>(4))->set_data_init(false);
   seq.push_back(std::make_shared<flows::InvConv1x1LU<double>>(4));
-  seq.push_back(std::make_shared<flows::GlowCoupling<double>>(nn::glow_coupling_net<double>(4, 6)));
+  seq.push_back(std::make_shared<flows::GlowCoupling<double>>(flows::glow_coupling_net<double>(2, 4, 6)));
   seq.push_back(std::make_shared<flows::Squeeze<double>>());
   seq.push_back(std::make_shared<flows::InvConv1x1<double>>(16));
   perturb(seq, 0.1, 90);

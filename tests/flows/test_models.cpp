@@ -176,6 +176,39 @@ TEST_CASE("Glow, small: LU/dense, affine/additive, 2 and 3 levels, learned top p
   check_model(rgb, "glow rgb + logit", 320);
 }
 
+TEST_CASE("Glow with the bounded coupling scale and ActNorm in its nets") {
+  manual_seed(520);
+  flows::GlowConfig cfg;
+  cfg.height = cfg.width = 8, cfg.steps = 2, cfg.hidden = 6, cfg.scale_clamp = 2, cfg.net_actnorm = true;
+  cfg.learn_top = true, cfg.logit_alpha = 0.05;
+  flows::Glow<double> model(cfg);
+  check_model(model, "glow clamped scale + net ActNorm + logit", 340);
+}
+
+TEST_CASE("sampling: the sigmoid scale overflows where the bounded scale cannot") {
+  for (double clamp : {0.0, 2.0}) {
+    CAPTURE(clamp);
+    manual_seed(530);
+    flows::GlowConfig cfg;
+    cfg.height = cfg.width = 8, cfg.steps = 2, cfg.hidden = 6, cfg.logit_alpha = 0.05, cfg.scale_clamp = clamp;
+    flows::Glow<float> model(cfg);
+    model.eval();
+    // Every coupling's net says "scale as small as you can" on the scale channels (odd outputs).
+    for (auto& [name, p] : model.named_parameters())
+      if (name.find("net.4.conv.bias") != std::string::npos)
+        for (std::size_t i = 1; i < p.size(); i += 2) p.value()(i) = -1e3f;
+    auto drawn = model.sample_checked(16, 1.0f);
+    REQUIRE(drawn.finite.size() == 16);
+    const auto finite = std::count(drawn.finite.begin(), drawn.finite.end(), true);
+    if (clamp == 0) {
+      CHECK(finite == 0);  // 1 / sigmoid(-998) = inf
+    } else {
+      CHECK(finite == 16);
+      CHECK(xt::all(xt::isfinite(drawn.x.value())));
+    }
+  }
+}
+
 TEST_CASE("Glow keeps the first half and models the second with the ZeroConv prior") {
   manual_seed(600);
   flows::GlowConfig cfg;

@@ -16,7 +16,7 @@
 #include "autograd/gradcheck.hpp"
 #include "nn/batchnorm.hpp"
 #include "nn/conv2d.hpp"
-#include "nn/glow_net.hpp"
+#include "flows/glow.hpp"
 #include "nn/resnet_st.hpp"
 #include "nn/zero_conv.hpp"
 
@@ -189,17 +189,21 @@ TEST_CASE("ResNetST gradcheck (2 channels, 6x6, mid 4, 1 block)") {
 }
 
 TEST_CASE("Glow coupling net: the reference's names and counts; gradcheck") {
-  auto big = nn::glow_coupling_net<float>(4, 128);
+  auto big = flows::glow_coupling_net<float>(2, 4, 128);
   // reference: sum(p.numel() for p in GlowCoupling(c, 128).net.parameters()), c = 4 and 8
   CHECK(big->parameter_count() == 23560);
-  CHECK(nn::glow_coupling_net<float>(8, 128)->parameter_count() == 30480);
+  CHECK(flows::glow_coupling_net<float>(4, 8, 128)->parameter_count() == 30480);
   CHECK(names(big->named_parameters()) ==
         std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "4.logs",
                                  "4.conv.weight", "4.conv.bias"});
-  CHECK_THROWS_AS(nn::glow_coupling_net<float>(3, 8), std::invalid_argument);
+  CHECK_THROWS_AS(flows::glow_coupling_net<float>(0, 8, 8), std::invalid_argument);
+  // openai/glow's form: hidden convs without bias, each followed by ActNorm.
+  CHECK(names(flows::glow_coupling_net<float>(2, 4, 8, true)->named_parameters()) ==
+        std::vector<std::string>{"0.weight", "1.norm.loc", "1.norm.logs", "3.weight", "4.norm.loc", "4.norm.logs",
+                                 "6.logs", "6.conv.weight", "6.conv.bias"});
 
   manual_seed(6);
-  auto net = nn::glow_coupling_net<double>(4, 6);
+  auto net = flows::glow_coupling_net<double>(2, 4, 6);
   auto& zero = dynamic_cast<nn::ZeroConv2d<double>&>((*net)[4]);
   auto x = rand_tensor<double>({2, 2, 6, 6}, 61);
   CHECK(xt::amax(xt::abs(net->forward(x).value()))() == 0.0);

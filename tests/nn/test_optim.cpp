@@ -249,13 +249,61 @@ TEST_CASE("clip_grad_norm follows torch.nn.utils.clip_grad_norm_") {
   CHECK(a.grad() == before);
 }
 
-TEST_CASE("LinearWarmup: lr(step) = base * min(1, (step + 1) / warmup)") {
-  nn::LinearWarmup w{1e-3, 200};
+TEST_CASE("learning-rate schedule: the reference's warmup, then cosine decay to 0 at the end") {
+  // Without an end: lr(step) = base * min(1, (step + 1) / warmup), as the reference.
+  nn::LearningRateSchedule w{1e-3, 200};
   CHECK(w.lr(0) == doctest::Approx(1e-3 / 200));
   CHECK(w.lr(99) == doctest::Approx(0.5e-3));
   CHECK(w.lr(199) == 1e-3);
   CHECK(w.lr(5000) == 1e-3);
-  CHECK(nn::LinearWarmup{0.1, 0}.lr(0) == 0.1);
+  CHECK(nn::LearningRateSchedule{0.1, 0}.lr(0) == 0.1);
+
+  // Warmup over 100 steps, then half a cosine over the 900 steps to the end.
+  nn::LearningRateSchedule c{2e-3, 100, 0, 1000};
+  CHECK(c.lr(0) == doctest::Approx(2e-5));
+  CHECK(c.lr(49) == doctest::Approx(1e-3));
+  CHECK(c.lr(99) == doctest::Approx(2e-3));       // the peak, at the end of the warmup
+  CHECK(c.lr(100) == doctest::Approx(2e-3));
+  CHECK(c.lr(550) == doctest::Approx(1e-3));      // half-way through the decay
+  CHECK(c.lr(325) == doctest::Approx(1e-3 * (1 + std::cos(M_PI / 4))));
+  CHECK(c.lr(999) == doctest::Approx(1e-3 * (1 + std::cos(M_PI * 899 / 900))));
+  CHECK(c.lr(999) > 0);
+  CHECK(c.lr(1000) == 0);
+  CHECK(c.lr(5000) == 0);
+  for (std::int64_t k = 100; k < 1000; ++k) CHECK(c.lr(k + 1) <= c.lr(k));
+
+  // A second segment (a resumed run given a longer budget) warms up again from its start.
+  nn::LearningRateSchedule again{2e-3, 100, 1000, 3000};
+  CHECK(again.lr(1000) == doctest::Approx(2e-5));
+  CHECK(again.lr(1099) == doctest::Approx(2e-3));
+  CHECK(again.lr(2050) == doctest::Approx(1e-3));
+  CHECK(again.lr(3000) == 0);
+}
+
+TEST_CASE("spike clipping: only a norm far above the running average is cut, to that threshold") {
+  Tensor<float> a(xt::xarray<float>{1, 2}, true);
+  auto set_grad = [&](float scale) {
+    a.zero_grad();
+    a.accumulate_grad(xt::xarray<float>{3 * scale, 4 * scale});  // norm 5 * scale
+  };
+  nn::SpikeClipper clip{4.0, 0.5};
+  const nn::Named<float> params{{"a", a}};
+  set_grad(1);
+  CHECK(clip.clip(params) == doctest::Approx(5));  // starts the average at 5
+  CHECK(clip.average == doctest::Approx(5));
+  set_grad(3);                                      // 15 < 4 * 5: kept as it is
+  CHECK(clip.clip(params) == doctest::Approx(15));
+  CHECK(a.grad()(1) == doctest::Approx(12));
+  CHECK(clip.average == doctest::Approx(10));
+  CHECK(clip.clipped == 0);
+  set_grad(100);                                    // 500 > 4 * 10: cut to norm 40
+  CHECK(clip.clip(params) == doctest::Approx(500));
+  CHECK(std::hypot(a.grad()(0), a.grad()(1)) == doctest::Approx(40).epsilon(1e-5));
+  CHECK(clip.clipped == 1);
+  CHECK(clip.average == doctest::Approx(25));       // averaged with the cut norm, not the spike
+  set_grad(NAN);                                    // not finite: returned, the average untouched
+  CHECK(std::isnan(clip.clip(params)));
+  CHECK(clip.average == doctest::Approx(25));
 }
 
 TEST_CASE("an MLP learns y = sin(x1) + x2^2 with Adam") {

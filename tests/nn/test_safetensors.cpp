@@ -411,11 +411,13 @@ TEST_CASE("load_module names every missing, unexpected and mis-shaped tensor, an
 
 namespace {
 
-// Regression with input noise drawn from the global generator, warmup and clipping: a
-// resumed run only matches if model, optimizer, step count and generator are all restored.
+// Regression with input noise drawn from the global generator, warmup, cosine decay,
+// clipping and a moving average: a resumed run only matches if model, optimizer, average,
+// step count and generator are all restored.
 struct Run {
   std::shared_ptr<nn::Sequential<float>> net = mlp<float>(2, 8, 1);
   std::unique_ptr<nn::Optimizer<float>> opt;
+  nn::ExponentialMovingAverage<float> ema{net->named_parameters(), 0.9};
   Tensor<float> x{xt::xarray<float>{{0.1f, 0.2f}, {-0.5f, 0.3f}, {0.9f, -0.7f}, {0.0f, 1.0f}}};
   Tensor<float> y{xt::xarray<float>(xt::adapt(std::vector<float>{0.3f, -0.1f, 0.5f, 0.8f}, {4, 1}))};
 
@@ -425,15 +427,16 @@ struct Run {
     if (kind == "sgd") opt = std::make_unique<nn::SGD<float>>(net->named_parameters(), 0.05, 0.9, 1e-4, true);
   }
   void steps(int n) {
-    const nn::LinearWarmup warmup{0.05, 15};
+    const nn::LearningRateSchedule schedule{0.05, 5, 0, 20};
     for (int i = 0; i < n; ++i) {
-      opt->set_lr(warmup.lr(opt->step_count()));
+      opt->set_lr(schedule.lr(opt->step_count()));
       opt->zero_grad();
       Tensor<float> noisy = x + Tensor<float>(normal<float>({4, 2}, 0, 0.1f));
       Tensor<float> d = net->forward(noisy) - y;
       mean(d * d).backward();
       nn::clip_grad_norm(net->named_parameters(), 0.5);
       opt->step();
+      ema.update();
     }
   }
 };
@@ -452,11 +455,11 @@ TEST_CASE("a checkpoint resumes training bit-identically") {
     manual_seed(42);
     Run first(kind);
     first.steps(10);
-    nn::save_checkpoint(path, *first.net, *first.opt, {{"config", R"({"kind": ")" + kind + "\"}"}});
+    nn::save_checkpoint(path, *first.net, *first.opt, {{"config", R"({"kind": ")" + kind + "\"}"}}, &first.ema);
 
     manual_seed(5);  // a different init and generator state, all to be overwritten
     Run resumed(kind);
-    const nn::Metadata meta = nn::load_checkpoint(path, *resumed.net, *resumed.opt);
+    const nn::Metadata meta = nn::load_checkpoint(path, *resumed.net, *resumed.opt, true, &resumed.ema);
     CHECK(meta.at("step") == "10");
     CHECK(meta.at("config") == R"({"kind": ")" + kind + "\"}");
     CHECK(resumed.opt->step_count() == 10);
@@ -466,6 +469,13 @@ TEST_CASE("a checkpoint resumes training bit-identically") {
     for (std::size_t i = 0; i < a.size(); ++i) {
       CAPTURE(a[i].first);
       CHECK(a[i].second.value() == b[i].second.value());  // exactly
+    }
+    // The averages too: swapped in, they are the parameters.
+    CHECK(resumed.ema.updates() == 20);
+    straight.ema.swap(), resumed.ema.swap();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      CAPTURE(a[i].first);
+      CHECK(a[i].second.value() == b[i].second.value());
     }
   }
 }
