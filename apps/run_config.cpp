@@ -43,7 +43,11 @@ void nominal_image_shape(const std::string& dataset, std::size_t& channels, std:
     throw UsageError("unknown dataset '" + dataset + "': expected fashion-mnist, mnist or cifar10");
 }
 
-void fill_model_defaults(ModelConfig& m) {
+ModelSize size_for_budget(double minutes) { return minutes >= 30 ? ModelSize::Large : ModelSize::Small; }
+
+const char* size_name(ModelSize s) { return s == ModelSize::Large ? "large" : "small"; }
+
+void fill_model_defaults(ModelConfig& m, ModelSize size) {
   // Options that do not belong to the model are refused rather than ignored.
   std::vector<std::string> foreign;
   const bool glow = m.name == "glow", realnvp = m.name == "realnvp", nice = m.name == "nice";

@@ -71,9 +71,16 @@ struct RunConfig {
 void nominal_image_shape(const std::string& dataset, std::size_t& channels, std::size_t& height,
                          std::size_t& width);
 
-// Fills every 0 / "" size field with the default for the model and image size (or the
-// bench architecture). Throws UsageError when --bench-config meets explicit sizes.
-void fill_model_defaults(ModelConfig& m);
+// Default sizes by budget: the best model for the main job's 4 minutes is not the best
+// for an hour (docs/TRAINING.md measures both). A time budget of 30 minutes or more gets
+// the large sizes; any other budget the small ones.
+enum class ModelSize { Small, Large };
+ModelSize size_for_budget(double minutes);
+const char* size_name(ModelSize s);
+
+// Fills every 0 / "" size field with the default for the model, image size and size (or
+// the bench architecture). Throws UsageError when --bench-config meets explicit sizes.
+void fill_model_defaults(ModelConfig& m, ModelSize size = ModelSize::Small);
 // Every problem of an architecture (a model that does not fit the image size, zero sizes,
 // options that do not apply to the model), as one UsageError naming the options.
 void validate_model(const ModelConfig& m);

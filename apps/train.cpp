@@ -55,6 +55,7 @@ extern "C" void on_interrupt(int sig) {
 struct TrainArgs {
   RunConfig config;
   std::string out, resume;
+  std::string size = "auto";  // default sizes: small, large, or auto (by the time budget)
   int threads = 0;
   std::size_t debug_nan_at_step = 0;        // test hook: the loss of that step is NaN
   std::size_t debug_interrupt_at_step = 0;  // test hook: as if Ctrl-C came during that step
@@ -207,6 +208,23 @@ void check_resume_options(const TrainArgs& a, const RunConfig& stored, const std
                      ". A resumed run keeps its model and recipe; start a new run with --out to change them");
 }
 
+// The sizes a new run gets when the command line leaves them out.
+ModelSize model_size(const TrainArgs& a) {
+  if (a.size == "large") return ModelSize::Large;
+  if (a.size == "small") return ModelSize::Small;
+  return size_for_budget(a.config.train.minutes);
+}
+
+// The app's model defaults besides the sizes, chosen by the measurements in
+// docs/TRAINING.md; the bench configs keep the reference's form.
+void apply_app_defaults(ModelConfig& m, const TrainArgs& a) {
+  if (m.bench) return;
+  if (!a.given("--logit-alpha")) m.logit_alpha = 0.05;
+  if (m.name != "glow") return;
+  if (!a.given("--scale-clamp")) m.scale_clamp = 2;
+  if (!a.given("--learn-top")) m.learn_top = true;
+}
+
 // Where a run trains and with which configuration: a new run from the command line, or a
 // resumed one from its checkpoint (with the limits and evaluation options it may change).
 struct RunPlace {
@@ -247,7 +265,8 @@ RunPlace resolve_run(const TrainArgs& a) {
     if (!a.given(required)) throw UsageError(std::string(required) + " is required for a new run (or --resume RUN_DIR)");
   r.cfg = a.config;
   nominal_image_shape(r.cfg.train.dataset, r.cfg.model.channels, r.cfg.model.height, r.cfg.model.width);
-  fill_model_defaults(r.cfg.model);
+  apply_app_defaults(r.cfg.model, a);
+  fill_model_defaults(r.cfg.model, model_size(a));
   validate_model(r.cfg.model);
   if (!r.cfg.train.epochs && !r.cfg.train.steps && r.cfg.train.minutes <= 0) r.cfg.train.epochs = 1;
   if (!r.cfg.train.data_dir.empty()) r.cfg.train.data_dir = fs::absolute(r.cfg.train.data_dir).string();
@@ -281,9 +300,10 @@ class Training {
   double estimate_eval_seconds();  // from one test batch, the sample grids and a checkpoint
   std::string write_sample_grids();  // returns what went wrong, for the log line
   bool limits_reached() const;
-  double seconds() const {
-    return st_.seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double process_seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   }
+  double seconds() const { return st_.seconds_before + process_seconds(); }  // of the whole run
   std::runtime_error diverged(std::int64_t step, const std::string& what);
   std::string limits_text() const;
 
@@ -312,7 +332,9 @@ class Training {
   // Step time in this process, after its first few steps (allocation, caches).
   double timed_seconds_ = 0, train_seconds_ = 0;
   std::size_t timed_steps_ = 0, images_done_ = 0;
-  std::int64_t plan_at_ = 0, time_from_ = 0;  // the plan's step, and where its step timing starts
+  // The plan's earliest step and time in this process, and where its step timing starts.
+  std::int64_t plan_at_ = 0, time_from_ = 0;
+  double plan_after_seconds_ = 0;
 };
 
 Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDataset& train,
@@ -361,10 +383,11 @@ Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDatas
     schedule_.start = first_step_;
     schedule_.end = t_.minutes > 0 ? 0 : std::int64_t(total_steps_);
   }
-  // The plan comes after the warmup; its step time is measured over the second half of
-  // the steps before it (the first steps are slower: memory, caches).
+  // The plan comes after the warmup and 15% of the budget; its step time is measured from
+  // half-way there on (the first steps are slower: memory, caches).
   plan_at_ = std::max(schedule_.start + std::max<std::int64_t>(t_.warmup, 20), first_step_ + 20);
-  time_from_ = first_step_ + (plan_at_ - first_step_) / 2;
+  time_from_ = first_step_ + std::max<std::int64_t>(10, (plan_at_ - first_step_) / 2);
+  plan_after_seconds_ = 0.15 * std::max(0.0, t_.minutes * 60 - st_.seconds_before);
   start_ = std::chrono::steady_clock::now();
   if (!place_.resume) checkpoint();  // step 0: a run directory always holds a checkpoint
 }
@@ -487,7 +510,7 @@ void Training::plan_schedule_end() {
   schedule_.end = std::max(end, done + 1);
   progress_->set_total_steps(std::size_t(schedule_.end));
   checkpoint();
-  progress_->print_line("planned " + with_commas(std::size_t(schedule_.end)) + " steps for the " +
+  progress_->print_line("step " + std::to_string(done) + ": planned " + with_commas(std::size_t(schedule_.end)) + " steps for the " +
                         fixed(t_.minutes, 1) + "-minute budget (" + fixed(step_seconds * 1000, 1) + " ms a step, " +
                         fixed(eval_seconds, 1) + " s an evaluation): the learning rate reaches 0 there");
 }
@@ -531,7 +554,7 @@ void Training::step() {
   st_.bpd_sum += last_bpd_, ++st_.bpd_count, ++st_.batch_in_epoch;
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   train_seconds_ += took, images_done_ += batch.labels.size();
-  if (step >= time_from_) timed_seconds_ += took, ++timed_steps_;
+  if (step >= time_from_ && process_seconds() >= plan_after_seconds_ / 2) timed_seconds_ += took, ++timed_steps_;
   if (st_.batch_in_epoch == per_epoch_) {
     data::Batch none;
     batcher_->next(none);  // false: closes the epoch without drawing
@@ -604,7 +627,7 @@ void Training::run() {
     if (args_.debug_interrupt_at_step && std::size_t(done) == args_.debug_interrupt_at_step) g_interrupted = 1;
     const bool interrupted = g_interrupted != 0;
     if (schedule_.end == 0 && t_.lr_decay == "cosine" && t_.minutes > 0 && done >= plan_at_ && timed_steps_ >= 10 &&
-        !interrupted && !limits_reached())
+        process_seconds() >= plan_after_seconds_ && !interrupted && !limits_reached())
       plan_schedule_end();
     const bool stop = limits_reached();
     const bool eval_now = epoch_end || (t_.eval_every && done % std::int64_t(t_.eval_every) == 0) || (stop && !interrupted);
@@ -656,7 +679,8 @@ void run_train(TrainArgs& a) {
     // Files of another image size than the dataset usually has: size the model to them.
     cfg.model = a.config.model;
     cfg.model.channels = train.channels(), cfg.model.height = train.height(), cfg.model.width = train.width();
-    fill_model_defaults(cfg.model);
+    apply_app_defaults(cfg.model, a);
+    fill_model_defaults(cfg.model, model_size(a));
     validate_model(cfg.model);
   }
   check_image_shape(cfg.model, train);
@@ -703,7 +727,7 @@ void add_train_command(CLI::App& app) {
   count(cmd->add_option("--blocks", m.blocks, "realnvp: residual blocks per s/t net (1)"))->group(size);
   count(cmd->add_option("--layers", m.layers, "nice: hidden layers per coupling MLP (4)"))->group(size);
   add(cmd->add_flag("--additive", m.additive, "glow: additive instead of affine coupling"))->group(size);
-  add(cmd->add_flag("--learn-top", m.learn_top, "glow: learned top prior"))->group(size);
+  add(cmd->add_flag("--learn-top,!--no-learn-top", m.learn_top, "glow: learned top prior (default on)"))->group(size);
   add(cmd->add_option("--prior", m.prior, "nice: logistic (default) or gaussian"))->group(size);
   add(cmd->add_option("--logit-alpha", m.logit_alpha, "> 0: a logit layer first, with this alpha (default 0: none)"))->group(size);
   add(cmd->add_option("--scale-clamp", m.scale_clamp,
