@@ -40,19 +40,20 @@ struct ModelConfig {
   std::size_t dims() const { return channels * height * width; }
 };
 
-// A field that a run configuration written before it existed lacks takes the value that
-// gives the old behaviour (see run_config_from_json), so old runs keep their recipe.
+// The defaults are the recipe docs/TRAINING.md measured. A field that a run configuration
+// written before it existed lacks takes the value that gives the old behaviour (see
+// run_config_from_json), so old runs keep their recipe.
 struct TrainConfig {
   std::string dataset, data_dir;  // data_dir "" = the dataset's default place
   std::size_t batch = 64;
   std::string optimizer = "adam";  // adam, adamw or adamax
-  double lr = 1e-3;
+  double lr = 1e-3;                // the peak; a new run of the app gets its model's default
   double weight_decay = 0;         // adam, adamax: L2 added to the gradient; adamw: decoupled
   std::int64_t warmup = 200;       // steps of linear warmup
-  std::string lr_decay = "none";   // after the warmup: none, or cosine to 0 at the end of the budget
-  double ema = 0;                  // decay of the parameters' moving average used for evaluation; 0 = none
-  double clip = 100;               // gradient-norm clipping at this norm; 0 = off
-  double clip_factor = 0;          // clip norms above this factor x their running average; 0 = off
+  std::string lr_decay = "cosine"; // after the warmup: none, or cosine to 0 at the end of the budget
+  double ema = 0.999;              // decay of the parameters' moving average used for evaluation; 0 = none
+  double clip = 0;                 // gradient-norm clipping at this norm; 0 = off
+  double clip_factor = 5;          // clip norms above this factor x their running average; 0 = off
   std::uint64_t seed = 0;
   bool flip = false;          // random left-right flips
   // Limits, counted over the whole run (a resumed run continues towards them); 0 = none.

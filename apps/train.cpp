@@ -215,11 +215,15 @@ ModelSize model_size(const TrainArgs& a) {
   return size_for_budget(a.config.train.minutes);
 }
 
-// The app's model defaults besides the sizes, chosen by the measurements in
-// docs/TRAINING.md; the bench configs keep the reference's form.
-void apply_app_defaults(ModelConfig& m, const TrainArgs& a) {
+// The app's defaults besides the sizes, chosen by the measurements in docs/TRAINING.md:
+// the learning rate by model, and the model's form (the bench configs keep the reference's).
+void apply_app_defaults(RunConfig& c, const TrainArgs& a) {
+  ModelConfig& m = c.model;
+  if (!a.given("--lr")) c.train.lr = m.name == "glow" ? 4e-3 : m.name == "realnvp" ? 1e-3 : 1e-3;
   if (m.bench) return;
-  if (!a.given("--logit-alpha")) m.logit_alpha = 0.05;
+  // Real NVP's choice: a small alpha for the digit and garment sets, whose black
+  // backgrounds sit at 0; 0.05 for natural images.
+  if (!a.given("--logit-alpha")) m.logit_alpha = c.train.dataset == "cifar10" ? 0.05 : 1e-5;
   if (m.name != "glow") return;
   if (!a.given("--scale-clamp")) m.scale_clamp = 2;
   if (!a.given("--learn-top")) m.learn_top = true;
@@ -233,6 +237,7 @@ struct RunPlace {
   nn::Metadata ckpt_meta;
   bool resume = false;
   bool budget_changed = false;  // a resumed run given other limits: its schedule starts a new segment
+  std::string size_note;        // a new run: which default sizes it got, and why
 };
 
 RunPlace resolve_run(const TrainArgs& a) {
@@ -265,8 +270,12 @@ RunPlace resolve_run(const TrainArgs& a) {
     if (!a.given(required)) throw UsageError(std::string(required) + " is required for a new run (or --resume RUN_DIR)");
   r.cfg = a.config;
   nominal_image_shape(r.cfg.train.dataset, r.cfg.model.channels, r.cfg.model.height, r.cfg.model.width);
-  apply_app_defaults(r.cfg.model, a);
+  apply_app_defaults(r.cfg, a);
   fill_model_defaults(r.cfg.model, model_size(a));
+  if (!r.cfg.model.bench)
+    r.size_note = std::string(size_name(model_size(a))) + " default sizes" +
+                  (a.size == "auto" ? (model_size(a) == ModelSize::Large ? " (--minutes >= 30)" : " (a budget under 30 minutes)")
+                                    : "");
   validate_model(r.cfg.model);
   if (!r.cfg.train.epochs && !r.cfg.train.steps && r.cfg.train.minutes <= 0) r.cfg.train.epochs = 1;
   if (!r.cfg.train.data_dir.empty()) r.cfg.train.data_dir = fs::absolute(r.cfg.train.data_dir).string();
@@ -571,7 +580,8 @@ std::string Training::limits_text() const {
 }
 
 void Training::print_header() const {
-  std::printf("model: %s, %s parameters\n", describe(cfg_.model).c_str(), with_commas(model_->parameter_count()).c_str());
+  std::printf("model: %s, %s parameters%s\n", describe(cfg_.model).c_str(), with_commas(model_->parameter_count()).c_str(),
+              place_.size_note.empty() ? "" : ("; " + place_.size_note).c_str());
   std::printf("data: %s (%s images), test %s images\n", train_.source.c_str(), with_commas(train_.size()).c_str(),
               with_commas(test_.size()).c_str());
   std::string clip = t_.clip_factor > 0 ? "clip at " + general(t_.clip_factor) + "x the running gradient norm"
@@ -679,7 +689,7 @@ void run_train(TrainArgs& a) {
     // Files of another image size than the dataset usually has: size the model to them.
     cfg.model = a.config.model;
     cfg.model.channels = train.channels(), cfg.model.height = train.height(), cfg.model.width = train.width();
-    apply_app_defaults(cfg.model, a);
+    apply_app_defaults(cfg, a);
     fill_model_defaults(cfg.model, model_size(a));
     validate_model(cfg.model);
   }
@@ -717,27 +727,33 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--out", a->out, "Run directory to create (must not exist or be empty)"))->group("Run");
   add(cmd->add_option("--resume", a->resume, "Continue the run in RUN_DIR where its checkpoint stopped"))
       ->group("Run");
-  add(cmd->add_flag("--bench-config", m.bench, "The reference's architecture (torch_flows.py) instead of the small default"))
-      ->group("Model size (defaults: small, for a CPU)");
-  const char* size = "Model size (defaults: small, for a CPU)";
+  const char* size = "Model (defaults: sized for the budget, see --size)";
+  add(cmd->add_option("--size", a->size,
+                      "Default sizes: small (best for a few minutes), large (for an hour), or auto: large when "
+                      "--minutes is 30 or more")
+          ->check(CLI::IsMember({"auto", "small", "large"}))->capture_default_str())->group(size);
+  add(cmd->add_flag("--bench-config", m.bench, "The reference's architecture (torch_flows.py) instead of the defaults"))
+      ->group(size);
   count(cmd->add_option("--levels", m.levels, "glow: levels L (default 2; 3 on 32x32); realnvp: scales (default 2)"))->group(size);
-  count(cmd->add_option("--flow-steps", m.flow_steps, "glow: steps K per level (default 4)"))->group(size);
-  count(cmd->add_option("--hidden", m.hidden, "Width of the inner nets (glow 64, realnvp 32, nice 500)"))->group(size);
+  count(cmd->add_option("--flow-steps", m.flow_steps, "glow: steps K per level (small 4, large 8)"))->group(size);
+  count(cmd->add_option("--hidden", m.hidden, "Width of the inner nets (glow 64/96, realnvp 32/64, nice 500/1000: small/large)"))->group(size);
   count(cmd->add_option("--couplings", m.couplings, "nice: couplings (4); realnvp: couplings per stage (2)"))->group(size);
   count(cmd->add_option("--blocks", m.blocks, "realnvp: residual blocks per s/t net (1)"))->group(size);
   count(cmd->add_option("--layers", m.layers, "nice: hidden layers per coupling MLP (4)"))->group(size);
   add(cmd->add_flag("--additive", m.additive, "glow: additive instead of affine coupling"))->group(size);
   add(cmd->add_flag("--learn-top,!--no-learn-top", m.learn_top, "glow: learned top prior (default on)"))->group(size);
   add(cmd->add_option("--prior", m.prior, "nice: logistic (default) or gaussian"))->group(size);
-  add(cmd->add_option("--logit-alpha", m.logit_alpha, "> 0: a logit layer first, with this alpha (default 0: none)"))->group(size);
+  add(cmd->add_option("--logit-alpha", m.logit_alpha,
+                      "A logit layer first, with this alpha (default 1e-5; cifar10 0.05; 0: none)"))->group(size);
   add(cmd->add_option("--scale-clamp", m.scale_clamp,
-                      "glow: affine scale exp(C tanh(h / C)), bounded both ways; 0: sigmoid(h + 2) as openai/glow"))->group(size);
+                      "glow: affine scale exp(C tanh(h / C)), bounded both ways (default 2); 0: sigmoid(h + 2) as openai/glow"))->group(size);
   add(cmd->add_flag("--net-actnorm", m.net_actnorm, "glow: ActNorm after the hidden convs of the coupling nets"))->group(size);
   const char* recipe = "Recipe";
   count(cmd->add_option("--batch", t.batch, "Batch size")->capture_default_str())->group(recipe);
   add(cmd->add_option("--optimizer", t.optimizer, "adam, adamw or adamax")
           ->check(CLI::IsMember({"adam", "adamw", "adamax"}))->capture_default_str())->group(recipe);
-  add(cmd->add_option("--lr", t.lr, "Learning rate (the peak, after the warmup)")->capture_default_str())->group(recipe);
+  add(cmd->add_option("--lr", t.lr, "Peak learning rate, after the warmup (default: glow 4e-3, realnvp and nice 1e-3)"))
+      ->group(recipe);
   add(cmd->add_option("--weight-decay", t.weight_decay, "Weight decay (L2 for adam and adamax, decoupled for adamw)")
           ->capture_default_str())->group(recipe);
   add(cmd->add_option("--warmup", t.warmup, "Steps of linear learning-rate warmup")->capture_default_str())->group(recipe);

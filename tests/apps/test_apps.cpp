@@ -486,7 +486,7 @@ TEST_CASE("a run directory written before the recipe options existed still evalu
   TempDir tmp;
   write_idx_set(tmp / "data");
   const std::string out = tmp / "run";
-  REQUIRE(flowgrad_cmd(tiny_glow(tmp / "data", out) + " --steps 3 --lr-decay none --ema 0 --clip 100 --clip-factor 0 "
+  REQUIRE(flowgrad_cmd(tiny_glow(tmp / "data", out) + " --steps 3 --lr 0.001 --lr-decay none --ema 0 --clip 100 --clip-factor 0 "
                                                       "--optimizer adam --scale-clamp 0 --eval-every 3").code == 0);
   // What the previous version wrote: no recipe fields in the config, no schedule metadata.
   SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
