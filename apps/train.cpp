@@ -423,6 +423,15 @@ void Training::restore() {
   schedule_.end = meta_number_or<std::int64_t>(m, "schedule_end", path, 0);
   spikes_.average = meta_number_or<double>(m, "grad_norm_average", path, 0.0);
   spikes_.clipped = meta_number_or<std::int64_t>(m, "clipped_steps", path, 0);
+  const std::int64_t step = opt_->step_count();
+  auto bad = [&](const char* key, const std::string& why) {
+    return std::runtime_error(path + ": metadata '" + key + "' " + why + ": cannot resume from it");
+  };
+  if (schedule_.start < 0 || schedule_.start > step) throw bad("schedule_start", "is outside 0..step " + std::to_string(step));
+  if (schedule_.end < 0 || (schedule_.end > 0 && schedule_.end <= schedule_.start))
+    throw bad("schedule_end", "is negative or not after schedule_start");
+  if (!(std::isfinite(spikes_.average) && spikes_.average >= 0)) throw bad("grad_norm_average", "is not a finite norm");
+  if (spikes_.clipped < 0 || spikes_.clipped > step) throw bad("clipped_steps", "is outside 0..step " + std::to_string(step));
   metrics_ = read_metrics(metrics_path_, opt_->step_count());
 }
 

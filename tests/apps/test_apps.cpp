@@ -442,9 +442,21 @@ TEST_CASE("the schedule: cosine to 0 at the end of a step budget; a longer budge
   CHECK(rows[6]["lr"].get<double>() == doctest::Approx(0.005));
   CHECK(rows[7]["lr"].get<double>() == doctest::Approx(0.01));
   CHECK(rows[11]["lr"].get<double>() == doctest::Approx(0.005 * (1 + std::cos(M_PI * 3 / 8))));
-  const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
+  SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
   CHECK(ck.metadata.at("schedule_start") == "6");
   CHECK(ck.metadata.at("schedule_end") == "16");
+
+  // A tampered schedule is refused, naming the key.
+  for (auto [key, value] : {std::pair<const char*, const char*>{"schedule_end", "-3"}, {"schedule_start", "99"},
+                            {"grad_norm_average", "nan"}}) {
+    CAPTURE(key);
+    SafeTensors bad = ck;
+    bad.metadata[key] = value;
+    flowgrad::nn::save_safetensors(out + "/checkpoint.safetensors", bad.tensors, bad.metadata);
+    r = flowgrad_cmd("train --resume " + out + " --steps 20");
+    CHECK(r.code == 1);
+    CHECK(contains(r.out, std::string("'") + key + "'"));
+  }
 }
 
 TEST_CASE("a time budget plans its steps once after the warmup, stores them, and stops there") {
