@@ -15,6 +15,8 @@ shift $(($# < 2 ? $# : 2))
 targets=("$@")
 ((${#targets[@]})) || targets=(idx idx_dataset cifar safetensors)
 fuzz_dir=$root/tests/fuzz
+FLOWGRAD_EXTRA_PACKAGES="clang-14 libclang-rt-14-dev ${FLOWGRAD_EXTRA_PACKAGES:-}" \
+  bash scripts/setup.sh --packages-only >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 mkdir -p "$build_dir"
 build_dir=$(cd "$build_dir" && pwd)
 
