@@ -70,6 +70,8 @@ for name, data in {
     "images-product-2pow64-minus-1.idx": struct.pack(">IIII", 0x803, 1722007169, 42009217, 255),
     "images-trailer-cut.idx.gz": gz(images)[:-5],
     "labels-out-of-range.idx": idx_labels(11)[:-1] + b"\x0a",
+    # Found by fuzzing: no images of 4294955987 x 3553874899 overflowed xtensor's strides.
+    "finding-no-images-huge-dims.idx": struct.pack(">IIII", 0x803, 0, 0xFFFFD3D3, 0xD3D3D3D3),
 }.items():
     put("idx", name, data)
 
