@@ -43,10 +43,7 @@ void read_records(const std::string& path, std::size_t count, std::uint8_t* imag
                       " bytes, file ends at offset " + std::to_string(in.offset()));
     for (std::size_t r = 0; r < k; ++r) {
       const std::uint8_t* rec = buf.data() + r * kCifarRecordBytes;
-      if (rec[0] > 9)
-        throw DataError(path + ": label " + std::to_string(rec[0]) + " at offset " +
-                        std::to_string(chunk_offset + r * kCifarRecordBytes) + " (record " +
-                        std::to_string(done + r) + "): expected a class in 0..9");
+      check_label(rec[0], path, chunk_offset + r * kCifarRecordBytes, done + r);
       labels[done + r] = rec[0];
       std::memcpy(images + (done + r) * kCifarImageBytes, rec + 1, kCifarImageBytes);
     }
@@ -59,14 +56,16 @@ ImageDataset read_files(const std::vector<std::string>& paths) {
   std::size_t total = 0;
   for (const auto& p : paths) total += counts.emplace_back(record_count(p));
   ImageDataset ds;
-  ds.images = xt::xarray<std::uint8_t>::from_shape({total, 3, 32, 32});
-  ds.labels.resize(total);
+  for (const auto& p : paths) ds.source += (ds.source.empty() ? "" : " + ") + p;
+  const std::string what = std::to_string(total) + " CIFAR-10 records";
+  ds.images = allocate_for(ds.source, total * kCifarRecordBytes, what,
+                           [&] { return xt::xarray<std::uint8_t>::from_shape({total, 3, 32, 32}); });
+  ds.labels = allocate_for(ds.source, total, what, [&] { return std::vector<std::uint8_t>(total); });
   std::size_t first = 0;
   for (std::size_t i = 0; i < paths.size(); ++i) {
     read_records(paths[i], counts[i], ds.images.data() + first * kCifarImageBytes, ds.labels.data() + first);
     first += counts[i];
   }
-  for (const auto& p : paths) ds.source += (ds.source.empty() ? "" : " + ") + p;
   return ds;
 }
 

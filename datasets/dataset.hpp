@@ -18,6 +18,9 @@ struct DataError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Every dataset here (MNIST, Fashion-MNIST, CIFAR-10) has ten classes, labelled 0..9.
+inline constexpr std::size_t kNumClasses = 10;
+
 struct ImageDataset {
   xt::xarray<std::uint8_t> images;   // (N, C, H, W), contiguous row-major
   std::vector<std::uint8_t> labels;  // N entries

@@ -1,6 +1,5 @@
 #include "datasets/idx.hpp"
 
-#include <cstring>
 #include <filesystem>
 #include <limits>
 
@@ -51,42 +50,61 @@ std::vector<std::size_t> read_header(ByteReader& in, std::uint32_t magic, std::s
   return dims;
 }
 
+// The data's size: the product of the dimensions. The nonzero ones must multiply to
+// less than 2^63 even when a count of 0 makes the data empty: xtensor's strides are
+// signed partial products of them (fuzzing found 0 images of 4294955987x3553874899).
 std::size_t checked_product(const std::vector<std::size_t>& dims, const std::string& path) {
-  std::size_t total = 1;
+  const std::size_t limit = std::numeric_limits<std::ptrdiff_t>::max();
+  std::size_t nonzero = 1;
+  bool empty = false;
   for (std::size_t d : dims) {
-    if (d != 0 && total > std::numeric_limits<std::size_t>::max() / d) {
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero > limit / d) {
       std::string shown;
       for (std::size_t e : dims) shown += (shown.empty() ? "" : " x ") + std::to_string(e);
-      throw DataError(path + ": dimensions " + shown + " (header offset 4) overflow: expected their "
-                      "product to fit in 64 bits");
+      throw DataError(path + ": dimensions " + shown + " (header offset 4) overflow: expected the product "
+                      "of the nonzero ones to be below 2^63");
     }
-    total *= d;
+    nonzero *= d;
   }
-  return total;
+  return empty ? 0 : nonzero;
+}
+
+// Reads the images that follow a header already read, into one array: the size is
+// checked against the file before anything is allocated or inflated.
+xt::xarray<std::uint8_t> read_image_data(ByteReader& in, const std::vector<std::size_t>& dims) {
+  const std::size_t n = dims[0], h = dims[1], w = dims[2];
+  const std::size_t bytes = checked_product(dims, in.path());
+  const std::string what = "16-byte header + " + std::to_string(n) + " images of " + std::to_string(h) + "x" +
+                           std::to_string(w);
+  in.require_available(bytes, what);
+  auto images = allocate_for(in.path(), bytes, what, [&] {
+    return xt::xarray<std::uint8_t>::from_shape({n, 1, h, w});
+  });
+  if (bytes) in.read_exactly(images.data(), bytes, what);
+  in.expect_end(what);
+  return images;
 }
 
 }  // namespace
 
 xt::xarray<std::uint8_t> read_idx_images(const std::string& path) {
   ByteReader in(path);
-  auto dims = read_header(in, kIdxImagesMagic, 3, "images");
-  const std::size_t n = dims[0], h = dims[1], w = dims[2];
-  const std::size_t bytes = checked_product(dims, path);
-  std::string what = "16-byte header + " + std::to_string(n) + " images of " + std::to_string(h) + "x" +
-                     std::to_string(w);
-  std::vector<std::uint8_t> data = in.read_exactly(bytes, what);
-  in.expect_end(what);
-  xt::xarray<std::uint8_t> images = xt::xarray<std::uint8_t>::from_shape({n, 1, h, w});
-  if (bytes) std::memcpy(images.data(), data.data(), bytes);
-  return images;
+  return read_image_data(in, read_header(in, kIdxImagesMagic, 3, "images"));
 }
 
 std::vector<std::uint8_t> read_idx_labels(const std::string& path) {
   ByteReader in(path);
-  auto dims = read_header(in, kIdxLabelsMagic, 1, "labels");
-  std::string what = "8-byte header + " + std::to_string(dims[0]) + " labels";
-  std::vector<std::uint8_t> labels = in.read_exactly(dims[0], what);
+  const std::size_t n = read_header(in, kIdxLabelsMagic, 1, "labels")[0];
+  const std::string what = "8-byte header + " + std::to_string(n) + " labels";
+  in.require_available(n, what);
+  auto labels = allocate_for(path, n, what, [&] { return std::vector<std::uint8_t>(n); });
+  if (n) in.read_exactly(labels.data(), n, what);
   in.expect_end(what);
+  for (std::size_t i = 0; i < n; ++i) check_label(labels[i], path, 8 + i, i);
   return labels;
 }
 
@@ -105,12 +123,15 @@ ImageDataset load_idx_dataset(const std::string& dir, const std::string& split) 
       find_data_file(dir, {images_name + ".gz", images_name}, split + " images (IDX)");
   std::string labels_path =
       find_data_file(dir, {labels_name + ".gz", labels_name}, split + " labels (IDX)");
+  // The small labels file first: counted and range-checked before any image is inflated.
   ImageDataset ds;
-  ds.images = read_idx_images(images_path);
   ds.labels = read_idx_labels(labels_path);
-  if (ds.labels.size() != ds.images.shape()[0])
+  ByteReader images(images_path);
+  const auto dims = read_header(images, kIdxImagesMagic, 3, "images");
+  if (ds.labels.size() != dims[0])
     throw DataError(labels_path + ": " + std::to_string(ds.labels.size()) + " labels, expected " +
-                    std::to_string(ds.images.shape()[0]) + " to match the images of " + images_path);
+                    std::to_string(dims[0]) + " to match the image count at offset 4 of " + images_path);
+  ds.images = read_image_data(images, dims);
   ds.source = images_path + " + " + file_name(labels_path);
   return ds;
 }

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
-#include <stdexcept>
+#include <new>
 
 #include <nlohmann/json.hpp>
 
@@ -30,15 +30,21 @@ bool host_little_endian() {
 
 void require_little_endian(const std::string& path) {
   if (!host_little_endian())
-    throw std::runtime_error("safetensors " + path + ": this host is big-endian; only little-endian hosts are supported");
+    throw SafetensorsError("safetensors " + path + ": this host is big-endian; only little-endian hosts are supported");
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& what, std::uint64_t offset) {
-  throw std::runtime_error("safetensors " + path + ": " + what + " (at byte offset " +
-                           std::to_string(offset) + ")");
+  throw SafetensorsError("safetensors " + path + ": " + what + " (at byte offset " +
+                         std::to_string(offset) + ")");
 }
 
 std::string errno_str() { return std::strerror(errno); }
+
+// A name or JSON value as shown in an error: a header may hold 100 MB strings.
+std::string brief(const std::string& text) {
+  constexpr std::size_t kShown = 80;
+  return text.size() <= kShown ? text : text.substr(0, kShown) + "...(" + std::to_string(text.size()) + " bytes)";
+}
 
 // Closes on scope exit.
 struct Fd {
@@ -80,8 +86,8 @@ xt::xarray<S> read_array(int fd, const Shape& shape, std::uint64_t file_offset, 
   while (done < nbytes) {
     const ssize_t got = ::pread(fd, dst + done, nbytes - done, static_cast<off_t>(file_offset + done));
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) fail(path, "cannot read tensor '" + name + "': " + errno_str(), file_offset + done);
-    if (got == 0) fail(path, "file ended inside tensor '" + name + "'", file_offset + done);
+    if (got < 0) fail(path, "cannot read tensor '" + brief(name) + "': " + errno_str(), file_offset + done);
+    if (got == 0) fail(path, "file ended inside tensor '" + brief(name) + "'", file_offset + done);
     done += static_cast<std::uint64_t>(got);
   }
   return a;
@@ -128,7 +134,7 @@ template <class T>
 xt::xarray<T> float_array(const TensorValue& v, const std::string& what) {
   if (auto* f = std::get_if<xt::xarray<float>>(&v)) return xt::xarray<T>(*f);
   if (auto* d = std::get_if<xt::xarray<double>>(&v)) return xt::xarray<T>(*d);
-  throw std::runtime_error(what + ": expected dtype F32 or F64, found " + dtype_name(dtype_of(v)));
+  throw SafetensorsError(what + ": expected dtype F32 or F64, found " + dtype_name(dtype_of(v)));
 }
 template xt::xarray<float> float_array<float>(const TensorValue&, const std::string&);
 template xt::xarray<double> float_array<double>(const TensorValue&, const std::string&);
@@ -155,7 +161,7 @@ void StateMismatch::throw_if_any(const std::string& what) const {
   list(missing, "missing");
   list(unexpected, "unexpected");
   list(wrong, "with wrong dtype or shape");
-  throw std::runtime_error(msg);
+  throw SafetensorsError(msg);
 }
 
 // --- writing ---------------------------------------------------------------
@@ -163,12 +169,12 @@ void StateMismatch::throw_if_any(const std::string& what) const {
 void write_atomically(const std::string& path, const ByteChunks& chunks) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + path + ": cannot create " + tmp + ": " + errno_str());
+  if (fd < 0) throw SafetensorsError("cannot write " + path + ": cannot create " + tmp + ": " + errno_str());
   auto abandon = [&](const std::string& what) {
     const std::string reason = errno_str();
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write " + path + ": " + what + ": " + reason);
+    throw SafetensorsError("cannot write " + path + ": " + what + ": " + reason);
   };
   std::uint64_t offset = 0;
   for (auto& [data, size] : chunks) {
@@ -186,12 +192,12 @@ void write_atomically(const std::string& path, const ByteChunks& chunks) {
   if (::close(fd) != 0) {
     const std::string reason = errno_str();
     ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write " + path + ": close of " + tmp + " failed: " + reason);
+    throw SafetensorsError("cannot write " + path + ": close of " + tmp + " failed: " + reason);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string reason = errno_str();
     ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write " + path + ": rename from " + tmp + " failed: " + reason);
+    throw SafetensorsError("cannot write " + path + ": rename from " + tmp + " failed: " + reason);
   }
   // Make the rename itself durable; failing here loses nothing already written.
   const auto slash = path.find_last_of('/');
@@ -216,9 +222,9 @@ void save_safetensors(const std::string& path, const std::vector<TensorView>& te
   std::uint64_t offset = 0;
   for (auto& t : tensors) {
     if (t.name == "__metadata__")
-      throw std::runtime_error("cannot write " + path + ": '__metadata__' is reserved, not a tensor name");
+      throw SafetensorsError("cannot write " + path + ": '__metadata__' is reserved, not a tensor name");
     if (header.contains(t.name))
-      throw std::runtime_error("cannot write " + path + ": tensor name '" + t.name + "' appears twice");
+      throw SafetensorsError("cannot write " + path + ": tensor name '" + t.name + "' appears twice");
     std::uint64_t nbytes = dtype_size(t.dtype);
     for (auto d : t.shape) nbytes *= d;
     header[t.name] = {{"dtype", dtype_name(t.dtype)},
@@ -231,7 +237,7 @@ void save_safetensors(const std::string& path, const std::vector<TensorView>& te
   try {
     text = header.dump(-1, ' ', false, Json::error_handler_t::strict);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("cannot write " + path + ": header is not valid UTF-8 JSON: " + e.what());
+    throw SafetensorsError("cannot write " + path + ": header is not valid UTF-8 JSON: " + e.what());
   }
   text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-byte aligned, as Python writes it
   unsigned char len[8];
@@ -249,13 +255,17 @@ void save_safetensors(const std::string& path, const NamedValues& tensors, const
 
 // --- reading ---------------------------------------------------------------
 
-SafeTensors load_safetensors(const std::string& path) {
+namespace {
+
+SafeTensors load_validated(const std::string& path) {
   require_little_endian(path);
-  Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (file.fd < 0) throw std::runtime_error("safetensors " + path + ": cannot open: " + errno_str());
+  // O_NONBLOCK so that opening a FIFO returns at once (fstat then refuses it); pread on a
+  // regular file ignores it.
+  Fd file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (file.fd < 0) throw SafetensorsError("safetensors " + path + ": cannot open: " + errno_str());
   struct stat st;
-  if (::fstat(file.fd, &st) != 0) throw std::runtime_error("safetensors " + path + ": cannot stat: " + errno_str());
-  if (!S_ISREG(st.st_mode)) throw std::runtime_error("safetensors " + path + ": not a regular file");
+  if (::fstat(file.fd, &st) != 0) throw SafetensorsError("safetensors " + path + ": cannot stat: " + errno_str());
+  if (!S_ISREG(st.st_mode)) throw SafetensorsError("safetensors " + path + ": not a regular file");
   const std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
 
   if (size < 8) fail(path, "file is " + std::to_string(size) + " bytes, too short for the 8-byte header length", 0);
@@ -277,13 +287,21 @@ SafeTensors load_safetensors(const std::string& path) {
     done += static_cast<std::uint64_t>(got);
   }
 
-  // Parse, rejecting duplicate names and nesting deeper than a header ever needs.
+  // Parse, rejecting duplicate names, nesting deeper than a header ever needs and arrays
+  // longer than any shape (a 100 MB array would cost ~16x its bytes before other checks).
   std::set<std::string> seen;
+  std::vector<std::pair<bool, std::size_t>> open_containers;  // being parsed: is_array, values so far
   auto check = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    if ((event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) && depth > 2)
-      fail(path, "header JSON is nested deeper than a safetensors header", 8);
-    if (event == Json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second)
-      fail(path, "tensor name '" + parsed.get<std::string>() + "' appears twice in the header", 8);
+    using E = Json::parse_event_t;
+    const bool starts = event == E::object_start || event == E::array_start;
+    if (starts && depth > 2) fail(path, "header JSON is nested deeper than a safetensors header", 8);
+    if ((starts || event == E::value) && !open_containers.empty() && open_containers.back().first &&
+        ++open_containers.back().second > kMaxRank)
+      fail(path, "header JSON has an array of more than " + std::to_string(kMaxRank) + " entries", 8);
+    if (starts) open_containers.emplace_back(event == E::array_start, 0);
+    if (event == E::object_end || event == E::array_end) open_containers.pop_back();
+    if (event == E::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second)
+      fail(path, "tensor name '" + brief(parsed.get<std::string>()) + "' appears twice in the header", 8);
     return true;
   };
   Json header;
@@ -291,23 +309,27 @@ SafeTensors load_safetensors(const std::string& path) {
     header = Json::parse(text, check);
   } catch (const nlohmann::json::parse_error& e) {
     fail(path, std::string("header is not valid JSON: ") + e.what(), 8 + (e.byte > 0 ? e.byte - 1 : 0));
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    fail(path, std::string("header is not valid JSON: ") + e.what(), 8);
   }
   if (!header.is_object()) fail(path, "header is not a JSON object", 8);
 
   const std::uint64_t data_start = 8 + n;
   const std::uint64_t buffer_size = size - data_start;
+  // A data offset as a file offset, kept inside the file when the offset lies.
+  auto file_offset_of = [&](std::uint64_t offset) { return offset > buffer_size ? size : data_start + offset; };
   SafeTensors out;
   std::vector<Entry> entries;
   for (auto& [name, meta] : header.items()) {
     if (name == "__metadata__") {
       if (!meta.is_object()) fail(path, "__metadata__ is not an object of strings", 8);
       for (auto& [k, v] : meta.items()) {
-        if (!v.is_string()) fail(path, "__metadata__ value for '" + k + "' is not a string", 8);
+        if (!v.is_string()) fail(path, "__metadata__ value for '" + brief(k) + "' is not a string", 8);
         out.metadata[k] = v.get<std::string>();
       }
       continue;
     }
-    const std::string where = "tensor '" + name + "': ";
+    const std::string where = "tensor '" + brief(name) + "': ";
     if (!meta.is_object()) fail(path, where + "entry is not an object", 8);
     for (const char* field : {"dtype", "shape", "data_offsets"})
       if (!meta.contains(field)) fail(path, where + "missing field '" + field + "'", 8);
@@ -318,33 +340,40 @@ SafeTensors load_safetensors(const std::string& path) {
     const std::string dts = dt.get<std::string>();
     if (!parse_dtype(dts, e.dtype))
       fail(path, where + (known_unsupported_dtype(dts) ? "dtype " + dts + " is not supported (F32, F64, I64, U8 are)"
-                                                        : "unknown dtype '" + dts + "'"), 8);
+                                                        : "unknown dtype '" + brief(dts) + "'"), 8);
 
     const Json& sh = meta["shape"];
     if (!sh.is_array()) fail(path, where + "shape is not a list", 8);
-    std::uint64_t nbytes = dtype_size(e.dtype);
+    // The bytes of the nonzero dimensions must fit, even when a zero makes the tensor
+    // empty: every stride of the array is a partial product of them.
+    std::uint64_t nonzero_bytes = dtype_size(e.dtype);
+    bool empty = false;
     for (auto& d : sh) {
-      if (!d.is_number_unsigned()) fail(path, where + "shape " + sh.dump() + " has a non-integer or negative entry", 8);
+      if (!d.is_number_unsigned())
+        fail(path, where + "shape " + brief(sh.dump()) + " has a non-integer or negative entry", 8);
       const std::uint64_t v = d.get<std::uint64_t>();
-      if (v > std::numeric_limits<std::size_t>::max() || !mul_checked(nbytes, v, nbytes))
+      empty = empty || v == 0;
+      if (v != 0 && (!mul_checked(nonzero_bytes, v, nonzero_bytes) ||
+                     nonzero_bytes > std::uint64_t(std::numeric_limits<std::ptrdiff_t>::max())))
         fail(path, where + "shape " + sh.dump() + " is too large", 8);
       e.shape.push_back(static_cast<std::size_t>(v));
     }
+    const std::uint64_t nbytes = empty ? 0 : nonzero_bytes;
 
     const Json& off = meta["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      fail(path, where + "data_offsets " + off.dump() + " is not [begin, end] with integers >= 0", 8);
+      fail(path, where + "data_offsets " + brief(off.dump()) + " is not [begin, end] with integers >= 0", 8);
     e.begin = off[0].get<std::uint64_t>();
     e.end = off[1].get<std::uint64_t>();
     if (e.begin > e.end)
       fail(path, where + "data_offsets begin " + std::to_string(e.begin) + " > end " + std::to_string(e.end),
-           data_start + e.begin);
+           file_offset_of(e.begin));
     if (e.end > buffer_size)
       fail(path, where + "data_offsets end " + std::to_string(e.end) + " is past the " + std::to_string(buffer_size) +
-                     "-byte data buffer", data_start + e.begin);
+                     "-byte data buffer", file_offset_of(e.begin));
     if (e.end - e.begin != nbytes)
       fail(path, where + "data_offsets span " + std::to_string(e.end - e.begin) + " bytes but " + dts + " shape " +
-                     sh.dump() + " needs " + std::to_string(nbytes), data_start + e.begin);
+                     sh.dump() + " needs " + std::to_string(nbytes), file_offset_of(e.begin));
     entries.push_back(std::move(e));
   }
 
@@ -358,7 +387,7 @@ SafeTensors load_safetensors(const std::string& path) {
   const Entry* previous = nullptr;
   for (const Entry* e : sorted) {
     if (e->begin < covered)
-      fail(path, "tensors '" + previous->name + "' and '" + e->name + "' overlap", data_start + e->begin);
+      fail(path, "tensors '" + brief(previous->name) + "' and '" + brief(e->name) + "' overlap", data_start + e->begin);
     if (e->begin > covered)
       fail(path, "data bytes " + std::to_string(covered) + ".." + std::to_string(e->begin) + " belong to no tensor",
            data_start + covered);
@@ -381,6 +410,17 @@ SafeTensors load_safetensors(const std::string& path) {
     out.tensors.emplace_back(e.name, std::move(v));
   }
   return out;
+}
+
+}  // namespace
+
+SafeTensors load_safetensors(const std::string& path) {
+  try {
+    return load_validated(path);
+  } catch (const std::bad_alloc&) {
+    // Only a file whose validated tensors exceed the memory gets here.
+    throw SafetensorsError("safetensors " + path + ": out of memory while loading its tensors");
+  }
 }
 
 }  // namespace flowgrad::nn

@@ -2,11 +2,12 @@
 // header length N, N bytes of JSON {"name": {"dtype", "shape", "data_offsets"}, ...,
 // "__metadata__": {"key": "value"}}, then the tensors' bytes, row-major, little-endian.
 // Writing is atomic (NAME.tmp, fsync, rename); reading validates every field before it
-// allocates, and throws std::runtime_error naming the file, the problem and the byte offset.
+// allocates, and throws SafetensorsError naming the file, the problem and the byte offset.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -17,6 +18,15 @@
 #include "autograd/tensor.hpp"
 
 namespace flowgrad::nn {
+
+// A file that cannot be read, written or used: the message names the file, the problem
+// and, for a malformed file, the byte offset. Every error of this header is one.
+struct SafetensorsError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// No array in a header needs more entries: a shape has at most this many dimensions.
+inline constexpr std::size_t kMaxRank = 64;
 
 enum class DType { F32, F64, I64, U8 };
 

@@ -2,6 +2,9 @@
 # Installs what flowgrad needs from Debian 12's packages (and nothing else), then
 # configures the meson build directory. Safe to run again: it installs only what is missing.
 #   bash scripts/setup.sh [BUILD_DIR]     (default: build)
+#   bash scripts/setup.sh --packages-only (installs, configures nothing: for tests/fuzz/run.sh)
+# FLOWGRAD_MESON_OPTIONS: more options for a new build directory's `meson setup`
+# (.ci/run's sanitizer build: -Db_sanitize=address,undefined ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
@@ -26,7 +29,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+[[ $build_dir == --packages-only ]] && exit 0
+read -r -a meson_options <<< "${FLOWGRAD_MESON_OPTIONS:-}"
 if [[ ! -f $build_dir/build.ninja ]]; then
-  meson setup "$build_dir" --buildtype=release >/dev/null
+  meson setup "$build_dir" --buildtype=release "${meson_options[@]}" >/dev/null
 fi
 echo "setup: ready (build directory: $build_dir)"

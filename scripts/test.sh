@@ -3,6 +3,7 @@
 # "N passed, N failed" summed over all suites (test cases, doctest's counts); a suite
 # that crashes before printing its counts counts as one failure. Exit 1 if anything failed.
 #   bash scripts/test.sh [BUILD_DIR]
+# FLOWGRAD_DOCTEST_ARGS: more doctest options for every suite (filters such as -tce=NAME).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
@@ -10,13 +11,14 @@ bash scripts/setup.sh "$build_dir" || exit 1
 echo "build: compiling (first time takes a few minutes on 2 cores)"
 ninja -C "$build_dir" >"$build_dir/ninja.log" 2>&1 || { tail -40 "$build_dir/ninja.log"; echo "0 passed, 1 failed"; exit 1; }
 
+read -r -a doctest_args <<< "${FLOWGRAD_DOCTEST_ARGS:-}"
 passed=0 failed=0
 for suite in "$build_dir"/tests/test_*; do
   [[ -f $suite && -x $suite ]] || continue
   name=$(basename "$suite")
   log="$build_dir/$name.log"
   start=$SECONDS
-  "$suite" --no-intro=true >"$log" 2>&1
+  "$suite" --no-intro=true "${doctest_args[@]}" >"$log" 2>&1
   code=$?
   line=$(grep -E '^\[doctest\] test cases:' "$log" | tail -1)
   if [[ -z $line ]]; then

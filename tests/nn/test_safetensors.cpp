@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -66,10 +67,12 @@ std::string raw_file(const std::string& header, const std::string& data) {
   return raw_file(header, data, header.size());
 }
 
+// The message of the SafetensorsError that loading path throws; any other exception
+// escapes and fails the test.
 std::string load_error(const std::string& path) {
   try {
     nn::load_safetensors(path);
-  } catch (const std::runtime_error& e) {
+  } catch (const nn::SafetensorsError& e) {
     return e.what();
   }
   return "(no error)";
@@ -150,6 +153,8 @@ TEST_CASE("malformed safetensors files each give an error naming the file and th
     const char* expected;
   };
   const std::string eight(8, '\1');
+  std::string many_ones = "1";
+  for (std::size_t i = 0; i < nn::kMaxRank; ++i) many_ones += ", 1";
   const std::vector<Case> cases = {
       {"shorter than 8 bytes", "\x10\0\0\0", "too short"},
       {"header length above 100 MB", raw_file("{}", "", 200u << 20), "100 MB limit"},
@@ -187,6 +192,20 @@ TEST_CASE("malformed safetensors files each give an error naming the file and th
       {"duplicate names", raw_file("{" + f32_entry + ", " + f32_entry + "}", eight), "'a' appears twice"},
       {"metadata value not a string", raw_file(R"({"__metadata__": {"step": 3}})", ""), "not a string"},
       {"nested too deep", raw_file(R"({"a": {"shape": [[[1]]]}})", ""), "nested"},
+      {"number too large for a double", raw_file(R"({"__metadata__": {"k": "v"}, "x": 1e999})", ""),
+       "not valid JSON"},
+      {"more dimensions than any tensor has",
+       raw_file(R"({"a": {"dtype": "U8", "shape": [)" + many_ones + R"(], "data_offsets": [0, 1]}})", "x"),
+       "more than 64 entries"},
+      {"a zero beside dimensions whose product overflows",
+       raw_file(R"({"a": {"dtype": "U8", "shape": [0, 4294967296, 4294967296], "data_offsets": [0, 0]}})", ""),
+       "too large"},
+      {"a zero beside dimensions past any array size",
+       raw_file(R"({"a": {"dtype": "U8", "shape": [0, 9223372036854775808], "data_offsets": [0, 0]}})", ""),
+       "too large"},
+      {"begin past the end of the file",
+       raw_file(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [18446744073709551615, 4]}})", "1234"),
+       "begin 18446744073709551615 > end 4"},
   };
   for (auto& c : cases) {
     CAPTURE(c.what);
@@ -211,7 +230,7 @@ TEST_CASE("every truncation and every corrupted header byte fails cleanly or loa
   for (std::size_t len = 0; len < bytes.size(); ++len) {
     CAPTURE(len);
     write_bytes(path, bytes.substr(0, len));
-    CHECK_THROWS_AS(nn::load_safetensors(path), std::runtime_error);
+    CHECK_THROWS_AS(nn::load_safetensors(path), nn::SafetensorsError);
   }
   std::size_t loaded = 0, refused = 0;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -224,7 +243,7 @@ TEST_CASE("every truncation and every corrupted header byte fails cleanly or loa
       try {
         nn::load_safetensors(path);
         ++loaded;
-      } catch (const std::runtime_error& e) {
+      } catch (const nn::SafetensorsError& e) {
         ++refused;
         CHECK(std::string(e.what()).find(path) != std::string::npos);
       }
@@ -232,6 +251,50 @@ TEST_CASE("every truncation and every corrupted header byte fails cleanly or loa
   }
   MESSAGE(refused << " corruptions refused, " << loaded << " loaded (data bytes, spaces, digits)");
   CHECK(refused > 0);
+}
+
+TEST_CASE("hostile safetensors files: a FIFO, huge names, offsets past the file, odd but valid names") {
+  TmpDir dir;
+  // A FIFO with no writer would block an ordinary open.
+  const std::string fifo = dir.file("fifo.safetensors");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(load_error(fifo) == "safetensors " + fifo + ": not a regular file");
+
+  // A 100 KB name is shown shortened.
+  const std::string long_name(100000, 'n');
+  const std::string named = dir.file("long-name.safetensors");
+  write_bytes(named, raw_file(R"({")" + long_name + R"(": {"dtype": "Q8", "shape": [], "data_offsets": [0, 0]}})", ""));
+  std::string msg = load_error(named);
+  CHECK(msg.find("unknown dtype 'Q8'") != std::string::npos);
+  CHECK(msg.find("...(100000 bytes)") != std::string::npos);
+  CHECK(msg.size() < 400);
+
+  // An offset that lies is reported at a place inside the file.
+  const std::string lying = dir.file("lying.safetensors");
+  const std::string bytes =
+      raw_file(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [18446744073709551615, 4]}})", "1234");
+  write_bytes(lying, bytes);
+  CHECK(load_error(lying).find("(at byte offset " + std::to_string(bytes.size()) + ")") != std::string::npos);
+
+  // Valid but unusual: an empty name, a non-ASCII name, zero-size tensors sharing an
+  // offset, a scalar. They load, and survive a save and a load unchanged.
+  const std::string odd = dir.file("odd.safetensors");
+  write_bytes(odd, raw_file(R"({"": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]},)"
+                            R"( "\u00e9t\u00e9": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]},)"
+                            R"( "z": {"dtype": "F64", "shape": [3, 0], "data_offsets": [0, 0]}})",
+                            std::string("\x07\0\0\0\0\0\0\x80", 8)));
+  const nn::SafeTensors first = nn::load_safetensors(odd);
+  REQUIRE(first.tensors.size() == 3);
+  const nn::TensorValue* ete = first.find("\xc3\xa9t\xc3\xa9");
+  REQUIRE(ete != nullptr);
+  CHECK(std::get<xt::xarray<std::int64_t>>(*ete)() == std::numeric_limits<std::int64_t>::min() + 7);
+  nn::save_safetensors(dir.file("again.safetensors"), first.tensors, first.metadata);
+  const nn::SafeTensors second = nn::load_safetensors(dir.file("again.safetensors"));
+  REQUIRE(second.tensors.size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(second.tensors[i].first == first.tensors[i].first);
+    CHECK(same_value(second.tensors[i].second, first.tensors[i].second));
+  }
 }
 
 TEST_CASE("a failed write leaves the previous file intact") {
@@ -246,7 +309,7 @@ TEST_CASE("a failed write leaves the previous file intact") {
   try {
     nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}});
     FAIL("no exception");
-  } catch (const std::runtime_error& e) {
+  } catch (const nn::SafetensorsError& e) {
     CHECK(std::string(e.what()).find(path) != std::string::npos);
   }
   CHECK(read_bytes(path) == before);
@@ -255,12 +318,12 @@ TEST_CASE("a failed write leaves the previous file intact") {
 
   // A directory that does not exist.
   CHECK_THROWS_WITH_AS(nn::save_safetensors(dir.file("no/such/dir.safetensors"), old),
-                       doctest::Contains("no/such/dir.safetensors"), std::runtime_error);
+                       doctest::Contains("no/such/dir.safetensors"), nn::SafetensorsError);
 
   // A read-only directory (root ignores permissions, so only checked for other users).
   if (::geteuid() != 0) {
     fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec);
-    CHECK_THROWS_AS(nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}}), std::runtime_error);
+    CHECK_THROWS_AS(nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}}), nn::SafetensorsError);
     fs::permissions(dir.path, fs::perms::owner_all);
     CHECK(read_bytes(path) == before);
     CHECK_FALSE(fs::exists(path + ".tmp"));
