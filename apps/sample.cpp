@@ -28,6 +28,7 @@ void run_sample(const SampleArgs& a) {
   std::printf("wrote %s: %zu samples at temperature %g from %s (step %lld)\n", a.out.c_str(), a.n, a.temperature,
               describe(lm.config.model).c_str(), (long long)lm.step);
   if (bad) std::printf("%zu of %zu samples were not finite and are drawn as grey tiles\n", bad, a.n);
+  else std::printf("all %zu samples finite\n", a.n);
 }
 
 }  // namespace

@@ -347,6 +347,8 @@ TEST_CASE("train writes every artefact; eval, sample and interpolate work on the
   CAPTURE(s.out);
   CHECK(s.code == 0);
   CHECK(is_png(tmp / "s.png"));
+  // The count of non-finite samples is always reported, zero included.
+  CHECK((contains(s.out, "all 10 samples finite") || contains(s.out, " of 10 samples were not finite")));
 
   Run i = flowgrad_cmd("interpolate " + out + " --pairs 2 --steps 5 --out " + (tmp / "i.png"));
   CAPTURE(i.out);
