@@ -219,7 +219,7 @@ ModelSize model_size(const TrainArgs& a) {
 // the learning rate by model, and the model's form (the bench configs keep the reference's).
 void apply_app_defaults(RunConfig& c, const TrainArgs& a) {
   ModelConfig& m = c.model;
-  if (!a.given("--lr")) c.train.lr = m.name == "glow" ? 4e-3 : m.name == "realnvp" ? 1e-3 : 1e-3;
+  if (!a.given("--lr")) c.train.lr = m.name == "glow" ? 4e-3 : 1e-3;  // Real NVP and NICE: 1e-3
   if (m.bench) return;
   // Real NVP's choice: a small alpha for the digit and garment sets, whose black
   // backgrounds sit at 0; 0.05 for natural images.
