@@ -38,10 +38,21 @@ RunConfig read_run_config(const nn::Metadata& metadata, const std::string& path)
   RunConfig c = run_config_from_json(config->second, path);
   try {
     validate_model(c.model);
+    validate_train(c.train);
   } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": the model configuration in its metadata is not valid: " + e.what());
+    throw std::runtime_error(path + ": the run configuration in its metadata is not valid: " + e.what());
   }
   return c;
+}
+
+std::runtime_error metadata_error(const std::string& path, const std::string& key, const std::string& why) {
+  return std::runtime_error(path + ": metadata '" + key + "' " + why);
+}
+
+std::string meta_text(const nn::Metadata& m, const std::string& key, const std::string& path) {
+  auto it = m.find(key);
+  if (it == m.end()) throw metadata_error(path, key, "is missing");
+  return it->second;
 }
 
 LoadedModel load_model_for_inference(const std::string& run_or_file) {
@@ -64,7 +75,7 @@ LoadedModel load_model_for_inference(const std::string& run_or_file) {
     out.averaged = true;
   }
   out.model->eval();
-  if (auto s = file.metadata.find("step"); s != file.metadata.end()) out.step = std::stoll(s->second);
+  out.step = meta_number_or<std::int64_t>(file.metadata, "step", out.path, 0);
   return out;
 }
 

@@ -2,12 +2,16 @@
 // of a batch of images, test bits/dim over a whole test set, and sample grids.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include <xtensor/xarray.hpp>
 
+#include "apps/build_model.hpp"
 #include "apps/run_config.hpp"
 #include "datasets/dataset.hpp"
 #include "flows/model.hpp"
@@ -25,6 +29,33 @@ std::string resolve_checkpoint(const std::string& run_or_file);
 // The configuration stored in a checkpoint's metadata; a clear error for a file that is
 // not a training checkpoint (an export-check file, a bare module).
 RunConfig read_run_config(const nn::Metadata& metadata, const std::string& path);
+
+// A checkpoint's metadata, read strictly: a missing key, or a number that is not one (not
+// all digits, out of range, negative for an unsigned N, or not finite) is an error naming
+// the file and the key.
+std::runtime_error metadata_error(const std::string& path, const std::string& key, const std::string& why);
+std::string meta_text(const nn::Metadata& m, const std::string& key, const std::string& path);
+template <class N>
+N meta_number(const nn::Metadata& m, const std::string& key, const std::string& path) {
+  const std::string text = meta_text(m, key, path);
+  try {
+    std::size_t used = 0;
+    N v;
+    if constexpr (std::is_floating_point_v<N>) v = N(std::stod(text, &used));
+    else if constexpr (std::is_signed_v<N>) v = N(std::stoll(text, &used));
+    else v = N(std::stoull(text, &used));
+    const bool finite = !std::is_floating_point_v<N> || std::isfinite(double(v));
+    if (used == text.size() && finite && (std::is_signed_v<N> || text.find('-') == std::string::npos)) return v;
+  } catch (const std::exception&) {  // std::invalid_argument, std::out_of_range
+  }
+  throw metadata_error(path, key, "is not a valid " + std::string(std::is_floating_point_v<N> ? "finite " : "") +
+                                      "number: '" + text.substr(0, 80) + "'");
+}
+// The same for a key that checkpoints written before it existed lack.
+template <class N>
+N meta_number_or(const nn::Metadata& m, const std::string& key, const std::string& path, N absent) {
+  return m.count(key) ? meta_number<N>(m, key, path) : absent;
+}
 
 struct LoadedModel {
   std::string path;  // the checkpoint file

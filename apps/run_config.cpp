@@ -1,12 +1,12 @@
 #include "apps/run_config.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
-#include "flows/glow.hpp"
-#include "flows/nice.hpp"
-#include "flows/realnvp.hpp"
 
 namespace flowgrad::app {
 
@@ -29,6 +29,19 @@ std::string num(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
+}
+
+// Upper bounds: far above any model or run this machine can hold, low enough that no size
+// product, shift or step count overflows and no allocation is sized by a typo or a
+// tampered file.
+constexpr std::size_t kMaxImageSide = 4096, kMaxChannels = 64, kMaxHidden = 4096, kMaxLevels = 16,
+                      kMaxRepeats = 256, kMaxBatch = 65536;
+constexpr std::size_t kMaxCount = std::size_t(1) << 53;  // steps and intervals: exact as doubles too
+constexpr double kMaxMinutes = 1e6;
+
+void at_most(std::string& problems, const char* option, std::size_t value, std::size_t max) {
+  if (value > max)
+    join(problems, std::string(option) + " must be at most " + std::to_string(max) + ", got " + std::to_string(value));
 }
 
 }  // namespace
@@ -99,6 +112,15 @@ void fill_model_defaults(ModelConfig& m, ModelSize size) {
 
 void validate_model(const ModelConfig& m) {
   std::string problems;
+  if (m.channels > kMaxChannels || m.height > kMaxImageSide || m.width > kMaxImageSide)
+    join(problems, "images of " + image_str(m) + " exceed the largest size handled, " + std::to_string(kMaxChannels) +
+                       "x" + std::to_string(kMaxImageSide) + "x" + std::to_string(kMaxImageSide));
+  at_most(problems, "--hidden", m.hidden, kMaxHidden);
+  at_most(problems, "--levels", m.levels, kMaxLevels);
+  at_most(problems, "--flow-steps", m.flow_steps, kMaxRepeats);
+  at_most(problems, "--couplings", m.couplings, kMaxRepeats);
+  at_most(problems, "--blocks", m.blocks, kMaxRepeats);
+  at_most(problems, "--layers", m.layers, kMaxRepeats);
   if (m.channels == 0 || m.height == 0 || m.width == 0) join(problems, "an empty image size " + image_str(m));
   if (m.hidden == 0) join(problems, "--hidden must be positive");
   if (!(m.logit_alpha >= 0 && m.logit_alpha < 0.5))
@@ -108,7 +130,7 @@ void validate_model(const ModelConfig& m) {
   const std::size_t fit = halvings(m.height, m.width);
   if (m.name == "glow") {
     if (m.levels == 0) join(problems, "--levels must be positive");
-    else if (m.levels > fit)
+    else if (m.levels <= kMaxLevels && m.levels > fit)
       join(problems, "glow with " + std::to_string(m.levels) + " levels does not fit " + image_str(m) +
                          " images: each level halves height and width, so both must be divisible by 2^" +
                          std::to_string(m.levels) + " = " + std::to_string(std::size_t(1) << m.levels) +
@@ -116,7 +138,7 @@ void validate_model(const ModelConfig& m) {
     if (m.flow_steps == 0) join(problems, "--flow-steps must be positive");
   } else if (m.name == "realnvp") {
     if (m.levels == 0) join(problems, "--levels must be positive");
-    else if (m.levels - 1 > fit)
+    else if (m.levels <= kMaxLevels && m.levels - 1 > fit)
       join(problems, "realnvp with " + std::to_string(m.levels) + " scales does not fit " + image_str(m) +
                          " images: each scale but the last halves height and width, so both must be divisible by 2^" +
                          std::to_string(m.levels - 1) + " (at most --levels " + std::to_string(fit + 1) + " here)");
@@ -137,6 +159,12 @@ void validate_model(const ModelConfig& m) {
 void validate_train(const TrainConfig& t) {
   std::string problems;
   if (t.batch == 0) join(problems, "--batch must be positive, got 0");
+  at_most(problems, "--batch", t.batch, kMaxBatch);
+  at_most(problems, "--epochs", t.epochs, kMaxCount);
+  at_most(problems, "--steps", t.steps, kMaxCount);
+  at_most(problems, "--eval-every", t.eval_every, kMaxCount);
+  at_most(problems, "--checkpoint-every", t.checkpoint_every, kMaxCount);
+  if (t.warmup > std::int64_t(kMaxCount)) join(problems, "--warmup must be at most " + std::to_string(kMaxCount) + " steps");
   if (t.optimizer != "adam" && t.optimizer != "adamw" && t.optimizer != "adamax")
     join(problems, "--optimizer must be adam, adamw or adamax, got '" + t.optimizer + "'");
   if (!(std::isfinite(t.lr) && t.lr > 0)) join(problems, "--lr must be a positive number, got " + num(t.lr));
@@ -150,34 +178,9 @@ void validate_train(const TrainConfig& t) {
   if (t.warmup < 0) join(problems, "--warmup must be >= 0 steps, got " + std::to_string(t.warmup));
   if (!(std::isfinite(t.clip) && t.clip >= 0))
     join(problems, "--clip must be >= 0 (0 turns clipping off), got " + num(t.clip));
-  if (!(std::isfinite(t.minutes) && t.minutes >= 0))
-    join(problems, "--minutes must be >= 0, got " + num(t.minutes));
+  if (!(std::isfinite(t.minutes) && t.minutes >= 0 && t.minutes <= kMaxMinutes))
+    join(problems, "--minutes must be in [0, 1e6], got " + num(t.minutes));
   if (!problems.empty()) throw UsageError(problems);
-}
-
-std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m) {
-  validate_model(m);
-  if (m.name == "glow") {
-    flows::GlowConfig c;
-    c.channels = m.channels, c.height = m.height, c.width = m.width;
-    c.levels = m.levels, c.steps = m.flow_steps, c.hidden = m.hidden;
-    c.affine = !m.additive, c.learn_top = m.learn_top, c.logit_alpha = m.logit_alpha;
-    c.scale_clamp = m.scale_clamp, c.net_actnorm = m.net_actnorm;
-    return std::make_shared<flows::Glow<float>>(c);
-  }
-  if (m.name == "realnvp") {
-    flows::RealNVPConfig c;
-    c.channels = m.channels, c.height = m.height, c.width = m.width;
-    c.scales = m.levels, c.checkerboard = m.couplings, c.channelwise = m.couplings;
-    c.final_couplings = m.couplings + 1, c.mid = m.hidden, c.blocks = m.blocks;
-    c.logit_alpha = m.logit_alpha;
-    return std::make_shared<flows::RealNVP<float>>(c);
-  }
-  flows::NICEConfig c;
-  c.dim = m.dims(), c.hidden = m.hidden, c.layers = m.layers, c.couplings = m.couplings;
-  c.prior = m.prior == "gaussian" ? flows::NICEConfig::Prior::Gaussian : flows::NICEConfig::Prior::Logistic;
-  c.logit_alpha = m.logit_alpha;
-  return std::make_shared<flows::NICE<float>>(c);
 }
 
 std::string describe(const ModelConfig& m) {
@@ -217,52 +220,84 @@ nlohmann::json to_json(const RunConfig& c) {
             {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every}}}};
 }
 
+namespace {
+
+// Reads the values of one JSON object with the types their writer gave them: a count is a
+// whole number >= 0 (never -1 or 1e30 cast to an unsigned), a real a number (JSON has no
+// NaN); an error names the field, e.g. "model.hidden is -1, expected a whole number >= 0".
+struct FieldReader {
+  const nlohmann::json& object;
+  std::string name;  // "model", "train"
+
+  template <class T>
+  void get(const char* key, T& out) const {
+    if (!object.contains(key)) throw std::runtime_error(name + "." + key + " is missing");
+    const auto& v = object.at(key);
+    auto bad = [&](const char* expected) {
+      return std::runtime_error(name + "." + key + " is " + v.dump().substr(0, 80) + ", expected " + expected);
+    };
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) throw bad("true or false");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!v.is_string()) throw bad("a string");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!v.is_number()) throw bad("a number");
+    } else if constexpr (std::is_unsigned_v<T>) {
+      if (!v.is_number_unsigned()) throw bad("a whole number >= 0");
+    } else {
+      static_assert(std::is_same_v<T, std::int64_t>);
+      if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX)))
+        throw bad("a whole number");
+    }
+    v.get_to(out);
+  }
+  // A field that runs written before it existed lack: its absence means the old form.
+  template <class T>
+  void get_or(const char* key, T& out, T absent) const {
+    if (object.contains(key)) get(key, out);
+    else out = absent;
+  }
+};
+
+}  // namespace
+
 RunConfig run_config_from_json(const std::string& text, const std::string& source) {
   RunConfig c;
   try {
     const auto j = nlohmann::json::parse(text);
-    if (j.at("format") != "flowgrad-run-config-1")
-      throw std::runtime_error("format " + j.at("format").dump() + ", expected \"flowgrad-run-config-1\"");
-    const auto& m = j.at("model");
-    const auto& t = j.at("train");
+    if (!j.is_object() || !j.contains("format") || j.at("format") != "flowgrad-run-config-1")
+      throw std::runtime_error("format " + (j.is_object() && j.contains("format") ? j.at("format").dump() : "missing") +
+                               ", expected \"flowgrad-run-config-1\"");
+    for (const char* part : {"model", "train"})
+      if (!j.contains(part) || !j.at(part).is_object())
+        throw std::runtime_error(std::string(part) + " is not an object");
+    const FieldReader m{j.at("model"), "model"}, t{j.at("train"), "train"};
     ModelConfig& mc = c.model;
-    mc.name = m.at("name").get<std::string>();
-    mc.bench = m.at("bench").get<bool>();
-    const auto image = m.at("image").get<std::vector<std::size_t>>();
-    if (image.size() != 3) throw std::runtime_error("model.image has " + std::to_string(image.size()) + " values, expected 3");
-    mc.channels = image[0], mc.height = image[1], mc.width = image[2];
-    m.at("levels").get_to(mc.levels);
-    m.at("flow_steps").get_to(mc.flow_steps);
-    m.at("hidden").get_to(mc.hidden);
-    m.at("couplings").get_to(mc.couplings);
-    m.at("blocks").get_to(mc.blocks);
-    m.at("layers").get_to(mc.layers);
-    m.at("additive").get_to(mc.additive);
-    m.at("learn_top").get_to(mc.learn_top);
-    m.at("prior").get_to(mc.prior);
-    m.at("logit_alpha").get_to(mc.logit_alpha);
-    // Fields added later: their absence means the form runs had before them.
-    mc.scale_clamp = m.value("scale_clamp", 0.0);
-    mc.net_actnorm = m.value("net_actnorm", false);
+    m.get("name", mc.name);
+    m.get("bench", mc.bench);
+    const auto& image = j.at("model").at("image");
+    if (!image.is_array() || image.size() != 3)
+      throw std::runtime_error("model.image is not 3 numbers: " + image.dump().substr(0, 80));
+    const nlohmann::json image_fields{{"channels", image[0]}, {"height", image[1]}, {"width", image[2]}};
+    const FieldReader dims{image_fields, "model.image"};
+    dims.get("channels", mc.channels), dims.get("height", mc.height), dims.get("width", mc.width);
+    m.get("levels", mc.levels), m.get("flow_steps", mc.flow_steps), m.get("hidden", mc.hidden);
+    m.get("couplings", mc.couplings), m.get("blocks", mc.blocks), m.get("layers", mc.layers);
+    m.get("additive", mc.additive), m.get("learn_top", mc.learn_top), m.get("prior", mc.prior);
+    m.get("logit_alpha", mc.logit_alpha);
+    m.get_or("scale_clamp", mc.scale_clamp, 0.0);
+    m.get_or("net_actnorm", mc.net_actnorm, false);
     TrainConfig& tc = c.train;
-    t.at("dataset").get_to(tc.dataset);
-    t.at("data_dir").get_to(tc.data_dir);
-    t.at("batch").get_to(tc.batch);
-    t.at("lr").get_to(tc.lr);
-    t.at("warmup").get_to(tc.warmup);
-    t.at("clip").get_to(tc.clip);
-    tc.optimizer = t.value("optimizer", std::string("adam"));
-    tc.weight_decay = t.value("weight_decay", 0.0);
-    tc.lr_decay = t.value("lr_decay", std::string("none"));
-    tc.ema = t.value("ema", 0.0);
-    tc.clip_factor = t.value("clip_factor", 0.0);
-    t.at("seed").get_to(tc.seed);
-    t.at("flip").get_to(tc.flip);
-    t.at("epochs").get_to(tc.epochs);
-    t.at("steps").get_to(tc.steps);
-    t.at("minutes").get_to(tc.minutes);
-    t.at("eval_every").get_to(tc.eval_every);
-    t.at("checkpoint_every").get_to(tc.checkpoint_every);
+    t.get("dataset", tc.dataset), t.get("data_dir", tc.data_dir), t.get("batch", tc.batch);
+    t.get("lr", tc.lr), t.get("warmup", tc.warmup), t.get("clip", tc.clip);
+    t.get_or("optimizer", tc.optimizer, std::string("adam"));
+    t.get_or("weight_decay", tc.weight_decay, 0.0);
+    t.get_or("lr_decay", tc.lr_decay, std::string("none"));
+    t.get_or("ema", tc.ema, 0.0);
+    t.get_or("clip_factor", tc.clip_factor, 0.0);
+    t.get("seed", tc.seed), t.get("flip", tc.flip);
+    t.get("epochs", tc.epochs), t.get("steps", tc.steps), t.get("minutes", tc.minutes);
+    t.get("eval_every", tc.eval_every), t.get("checkpoint_every", tc.checkpoint_every);
   } catch (const std::exception& e) {
     throw std::runtime_error(source + ": the run configuration in its metadata is not valid: " + e.what());
   }

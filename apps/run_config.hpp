@@ -1,6 +1,6 @@
 // A training run's configuration: the model's architecture and the training recipe,
 // their defaults, their validation, their JSON form (stored in every checkpoint's
-// metadata, so a checkpoint rebuilds its own model), and building the model from it.
+// metadata, so a checkpoint rebuilds its own model); apps/build_model.hpp builds the model.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +9,6 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
-
-#include "flows/model.hpp"
 
 namespace flowgrad::app {
 
@@ -87,7 +85,6 @@ void fill_model_defaults(ModelConfig& m, ModelSize size = ModelSize::Small);
 void validate_model(const ModelConfig& m);
 void validate_train(const TrainConfig& t);
 
-std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m);
 // "glow: 2 levels x 4 steps, hidden 64, affine coupling, on 1x28x28"
 std::string describe(const ModelConfig& m);
 

@@ -23,6 +23,8 @@
 #include "apps/curve_svg.hpp"
 #include "apps/progress.hpp"
 #include "apps/run.hpp"
+#include "apps/run_dir.hpp"
+#include "autograd/atomic_file.hpp"
 #include "autograd/memory.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/random.hpp"
@@ -59,6 +61,7 @@ struct TrainArgs {
   int threads = 0;
   std::size_t debug_nan_at_step = 0;        // test hook: the loss of that step is NaN
   std::size_t debug_interrupt_at_step = 0;  // test hook: as if Ctrl-C came during that step
+  std::size_t debug_nan_weights_at_step = 0;  // test hook: that step's update leaves a NaN weight
   double debug_step_seconds = 0;            // test hook: the step time a time budget plans with
   std::map<std::string, CLI::Option*> options;
   bool given(const std::string& name) const {
@@ -149,10 +152,6 @@ std::vector<Metric> read_metrics(const std::string& path, std::int64_t max_step)
   return out;
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  nn::write_atomically(path, {{text.data(), text.size()}});
-}
-
 // Everything besides the model, optimizer and average that the next step depends on.
 struct LoopState {
   std::size_t epochs_done = 0;     // complete epochs
@@ -163,34 +162,6 @@ struct LoopState {
   std::size_t bpd_count = 0;
   std::int64_t last_eval_step = -1;
 };
-
-std::string meta(const nn::Metadata& m, const std::string& key, const std::string& path) {
-  auto it = m.find(key);
-  if (it == m.end()) throw std::runtime_error(path + ": metadata '" + key + "' is missing: cannot resume from it");
-  return it->second;
-}
-
-// A number from the metadata; a clear error naming the key for anything else.
-template <class N>
-N meta_number(const nn::Metadata& m, const std::string& key, const std::string& path) {
-  const std::string text = meta(m, key, path);
-  try {
-    std::size_t used = 0;
-    N v;
-    if constexpr (std::is_floating_point_v<N>) v = N(std::stod(text, &used));
-    else if constexpr (std::is_signed_v<N>) v = N(std::stoll(text, &used));
-    else v = N(std::stoull(text, &used));
-    if (used == text.size() && (std::is_signed_v<N> || text.find('-') == std::string::npos)) return v;
-  } catch (const std::exception&) {
-  }
-  throw std::runtime_error(path + ": metadata '" + key + "' is not a valid number: '" + text + "'");
-}
-
-// The same for a key that checkpoints written before it existed lack.
-template <class N>
-N meta_number_or(const nn::Metadata& m, const std::string& key, const std::string& path, N absent) {
-  return m.count(key) ? meta_number<N>(m, key, path) : absent;
-}
 
 void check_resume_options(const TrainArgs& a, const RunConfig& stored, const std::string& path) {
   const nlohmann::json want = to_json(a.config), have = to_json(stored);
@@ -240,6 +211,20 @@ struct RunPlace {
   std::string size_note;        // a new run: which default sizes it got, and why
 };
 
+// A new run may use a directory that does not exist, is empty, or holds only what a run
+// stopped before its step-0 checkpoint leaves (config.json, temp files of atomic writes).
+void check_new_run_dir(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  if (!fs::is_directory(dir, ec)) throw UsageError("--out " + dir + ": exists and is not a directory");
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "config.json" || is_run_temp_file(name)) continue;
+    throw UsageError("--out " + dir + ": already holds files (" + name + (name == kCheckpointName ? "" : ", ...") +
+                     "); continue that run with --resume " + dir + ", or choose another --out");
+  }
+}
+
 RunPlace resolve_run(const TrainArgs& a) {
   RunPlace r;
   r.resume = !a.resume.empty();
@@ -251,6 +236,10 @@ RunPlace resolve_run(const TrainArgs& a) {
     if (!fs::is_directory(a.resume, ec))
       throw UsageError("--resume " + a.resume + ": not a run directory (expected the --out directory of a train run)");
     r.run_dir = a.resume;
+    if (!fs::exists(fs::path(r.run_dir) / kCheckpointName, ec))
+      throw UsageError("--resume " + r.run_dir + ": the directory holds no " + kCheckpointName +
+                       ": its run stopped before its first checkpoint. Start it again with train --out " + r.run_dir +
+                       " and the run's options");
     r.ckpt_path = resolve_checkpoint(r.run_dir);
     r.ckpt_meta = nn::load_safetensors(r.ckpt_path).metadata;
     r.cfg = read_run_config(r.ckpt_meta, r.ckpt_path);
@@ -280,12 +269,7 @@ RunPlace resolve_run(const TrainArgs& a) {
   if (!r.cfg.train.epochs && !r.cfg.train.steps && r.cfg.train.minutes <= 0) r.cfg.train.epochs = 1;
   if (!r.cfg.train.data_dir.empty()) r.cfg.train.data_dir = fs::absolute(r.cfg.train.data_dir).string();
   r.run_dir = a.out;
-  if (fs::exists(r.run_dir, ec)) {
-    if (!fs::is_directory(r.run_dir, ec)) throw UsageError("--out " + r.run_dir + ": exists and is not a directory");
-    if (!fs::is_empty(r.run_dir, ec))
-      throw UsageError("--out " + r.run_dir + ": already holds files; continue that run with --resume " + r.run_dir +
-                       ", or choose another --out");
-  }
+  check_new_run_dir(r.run_dir);
   return r;
 }
 
@@ -360,12 +344,10 @@ Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDatas
   if (t_.ema > 0) ema_ = std::make_unique<nn::ExponentialMovingAverage<float>>(params_, t_.ema);
   metrics_path_ = (fs::path(place_.run_dir) / "metrics.jsonl").string();
   ckpt_file_ = (fs::path(place_.run_dir) / kCheckpointName).string();
-  if (place_.resume) {
+  if (place_.resume)
     restore();
-  } else {
-    fs::create_directories(place_.run_dir);
+  else
     st_.shuffle_epoch_start = state_of(shuffle_rng_);
-  }
 
   batcher_ = std::make_unique<data::Batcher>(train_, data::BatchOptions{t_.batch, true, t_.flip}, shuffle_rng_);
   per_epoch_ = batcher_->batches_per_epoch();
@@ -381,7 +363,6 @@ Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDatas
   }
   data::Batch skipped;
   for (std::size_t i = 0; i < st_.batch_in_epoch; ++i) batcher_->next(skipped);  // replay the epoch's draws
-  write_text_atomically((fs::path(place_.run_dir) / "config.json").string(), to_json(cfg_).dump(2) + "\n");
 
   total_steps_ = t_.steps;
   if (t_.epochs && (!total_steps_ || t_.epochs * per_epoch_ < total_steps_)) total_steps_ = t_.epochs * per_epoch_;
@@ -398,7 +379,8 @@ Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDatas
   time_from_ = first_step_ + std::max<std::int64_t>(10, (plan_at_ - first_step_) / 2);
   plan_after_seconds_ = 0.15 * std::max(0.0, t_.minutes * 60 - st_.seconds_before);
   start_ = std::chrono::steady_clock::now();
-  if (!place_.resume) checkpoint();  // step 0: a run directory always holds a checkpoint
+  if (!place_.resume) checkpoint();  // step 0, before any other file: a run directory holds a checkpoint
+  write_atomically((fs::path(place_.run_dir) / "config.json").string(), to_json(cfg_).dump(2) + "\n");
 }
 
 void Training::restore() {
@@ -412,9 +394,9 @@ void Training::restore() {
   }
   st_.epochs_done = meta_number<std::size_t>(m, "epoch", path);
   st_.batch_in_epoch = meta_number<std::size_t>(m, "batch_in_epoch", path);
-  st_.shuffle_epoch_start = meta(m, "shuffle_rng", path);
+  st_.shuffle_epoch_start = meta_text(m, "shuffle_rng", path);
   restore_generator(shuffle_rng_, st_.shuffle_epoch_start, path + ": metadata 'shuffle_rng'");
-  restore_generator(noise_rng_, meta(m, "noise_rng", path), path + ": metadata 'noise_rng'");
+  restore_generator(noise_rng_, meta_text(m, "noise_rng", path), path + ": metadata 'noise_rng'");
   st_.seconds_before = meta_number<double>(m, "seconds", path);
   st_.bpd_sum = meta_number<double>(m, "bpd_sum", path);
   st_.bpd_count = meta_number<std::size_t>(m, "bpd_count", path);
@@ -424,13 +406,14 @@ void Training::restore() {
   spikes_.average = meta_number_or<double>(m, "grad_norm_average", path, 0.0);
   spikes_.clipped = meta_number_or<std::int64_t>(m, "clipped_steps", path, 0);
   const std::int64_t step = opt_->step_count();
-  auto bad = [&](const char* key, const std::string& why) {
-    return std::runtime_error(path + ": metadata '" + key + "' " + why + ": cannot resume from it");
-  };
+  auto bad = [&](const char* key, const std::string& why) { return metadata_error(path, key, why); };
   if (schedule_.start < 0 || schedule_.start > step) throw bad("schedule_start", "is outside 0..step " + std::to_string(step));
   if (schedule_.end < 0 || (schedule_.end > 0 && schedule_.end <= schedule_.start))
     throw bad("schedule_end", "is negative or not after schedule_start");
   if (!(std::isfinite(spikes_.average) && spikes_.average >= 0)) throw bad("grad_norm_average", "is not a finite norm");
+  if (st_.seconds_before < 0) throw bad("seconds", "is negative");
+  if (meta_number_or<std::int64_t>(m, "step", path, step) != step)
+    throw bad("step", "is " + meta_text(m, "step", path) + ", but the optimizer's state is at step " + std::to_string(step));
   if (spikes_.clipped < 0 || spikes_.clipped > step) throw bad("clipped_steps", "is outside 0..step " + std::to_string(step));
   metrics_ = read_metrics(metrics_path_, opt_->step_count());
 }
@@ -452,7 +435,11 @@ void Training::checkpoint() {
                  {"clipped_steps", std::to_string(spikes_.clipped)},
                  {"train_images", std::to_string(train_.size())},
                  {"producer", std::string("flowgrad ") + FLOWGRAD_VERSION}};
-  nn::save_checkpoint(ckpt_file_, *model_, *opt_, m, ema_.get());
+  try {
+    nn::save_checkpoint(ckpt_file_, *model_, *opt_, m, ema_.get());
+  } catch (const nn::NonFiniteState& e) {
+    throw diverged(opt_->step_count() - 1, "after its update '" + e.tensor + "' is not finite");
+  }
   last_checkpoint_step_ = opt_->step_count();
 }
 
@@ -474,7 +461,7 @@ void Training::evaluate() {
     train_points.emplace_back(double(m.step), m.train_bpd);
     test_points.emplace_back(double(m.step), m.test_bpd);
   }
-  write_text_atomically(metrics_path_, lines);
+  write_atomically(metrics_path_, lines);
   write_curve_svg((fs::path(place_.run_dir) / "curve.svg").string(),
                   {{"train", "#1f77b4", train_points}, {"test", "#d62728", test_points}},
                   cfg_.model.name + " on " + t_.dataset + ": bits/dim");
@@ -540,7 +527,7 @@ bool Training::limits_reached() const {
 }
 
 std::runtime_error Training::diverged(std::int64_t step, const std::string& what) {
-  progress_->finish();
+  if (progress_) progress_->finish();
   return std::runtime_error("step " + std::to_string(step + 1) + ": " + what +
                             ": training diverged and stops here. Try a lower --lr (now " + general(t_.lr) +
                             ") or a longer --warmup (now " + std::to_string(t_.warmup) +
@@ -567,6 +554,8 @@ void Training::step() {
   const double norm = t_.clip_factor > 0 ? spikes_.clip(params_) : t_.clip > 0 ? nn::clip_grad_norm(params_, t_.clip) : 0.0;
   if (!std::isfinite(norm)) throw diverged(step, "the gradient norm is not finite");
   opt_->step();
+  if (args_.debug_nan_weights_at_step && std::size_t(step + 1) == args_.debug_nan_weights_at_step)
+    params_.front().second.value().data()[0] = NAN;
   if (ema_) ema_->update();
   last_bpd_ = flows::bits_per_dim(-loss_nats, model_->dims());
   st_.bpd_sum += last_bpd_, ++st_.bpd_count, ++st_.batch_in_epoch;
@@ -628,9 +617,6 @@ void Training::run() {
                 (long long)opt_->step_count(), limits_text().c_str());
     return;
   }
-  g_interrupted = 0;
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
   auto last_log = std::chrono::steady_clock::now() - std::chrono::hours(1);
   for (;;) {
     const bool epoch_end = st_.batch_in_epoch + 1 == per_epoch_;
@@ -706,6 +692,16 @@ void run_train(TrainArgs& a) {
   if (cfg.train.batch > train.size())
     throw UsageError("--batch " + std::to_string(cfg.train.batch) + " is larger than the " +
                      std::to_string(train.size()) + " images of " + train.source);
+
+  // Everything checked: from here on the directory is written, by this process alone, and a
+  // signal only asks for a checkpoint and a clean stop.
+  g_interrupted = 0;
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  fs::create_directories(place.run_dir);
+  const RunLock lock(place.run_dir);
+  if (!place.resume) check_new_run_dir(place.run_dir);  // again, under the lock
+  remove_temp_files(place.run_dir);
   Training(a, std::move(place), train, test).run();
 }
 
@@ -785,6 +781,8 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative()))->group(limits);
   count(cmd->add_option("--debug-nan-at-step", a->debug_nan_at_step, "Test hook: make that step's loss NaN"))->group("");
   count(cmd->add_option("--debug-interrupt-at-step", a->debug_interrupt_at_step, "Test hook: Ctrl-C at that step"))->group("");
+  count(cmd->add_option("--debug-nan-weights-at-step", a->debug_nan_weights_at_step, "Test hook: a NaN weight after that step"))
+      ->group("");
   add(cmd->add_option("--debug-step-seconds", a->debug_step_seconds, "Test hook: plan with this step time"))->group("");
   cmd->callback([a] { run_train(*a); });
 }

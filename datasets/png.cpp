@@ -3,12 +3,12 @@
 #include <png.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <new>
 #include <vector>
 
+#include "autograd/atomic_file.hpp"
 #include "autograd/instantiate.hpp"
 #include "datasets/dataset.hpp"
 
@@ -24,9 +24,22 @@ void on_png_error(png_structp png, png_const_charp message) {
 }
 void on_png_warning(png_structp, png_const_charp) {}
 
+// libpng's write callback: appends to the std::vector<unsigned char> behind the io pointer.
+void append_to_buffer(png_structp png, png_bytep data, png_size_t size) {
+  auto* buffer = static_cast<std::vector<unsigned char>*>(png_get_io_ptr(png));
+  bool ok = true;
+  try {
+    buffer->insert(buffer->end(), data, data + size);
+  } catch (const std::bad_alloc&) {
+    ok = false;
+  }
+  if (!ok) png_error(png, "out of memory while encoding");  // longjmps: no exception may be live
+}
+void flush_nothing(png_structp) {}
+
 // No object with a destructor lives in this frame, so libpng may longjmp out of it.
-bool encode_png(std::FILE* file, png_bytep* rows, png_uint_32 width, png_uint_32 height, int color_type,
-                char* message) {
+bool encode_png(std::vector<unsigned char>* buffer, png_bytep* rows, png_uint_32 width, png_uint_32 height,
+                int color_type, char* message) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, message, on_png_error, on_png_warning);
   if (!png) {
     std::snprintf(message, kMessageSize, "libpng could not allocate its write struct");
@@ -42,7 +55,7 @@ bool encode_png(std::FILE* file, png_bytep* rows, png_uint_32 width, png_uint_32
     png_destroy_write_struct(&png, &info);
     return false;
   }
-  png_init_io(png, file);
+  png_set_write_fn(png, buffer, append_to_buffer, flush_nothing);
   png_set_IHDR(png, info, width, height, 8, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -61,27 +74,15 @@ void write_pixels(const std::string& path, const std::uint8_t* pixels, std::size
                     " pixels: expected each side in 1.." + std::to_string(png_max));
   std::vector<png_bytep> rows(height);
   for (std::size_t r = 0; r < height; ++r) rows[r] = const_cast<png_bytep>(pixels + r * width * channels);
-  const std::string tmp = path + ".tmp";
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) throw DataError(path + ": cannot open " + tmp + " for writing: " + std::strerror(errno));
+  std::vector<unsigned char> encoded;
   char message[kMessageSize] = "";
-  bool ok = encode_png(file, rows.data(), png_uint_32(width), png_uint_32(height),
-                       channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, message);
-  if (std::ferror(file)) {
-    ok = false;
-    std::snprintf(message, kMessageSize, "write error: %s", std::strerror(errno));
-  }
-  if (std::fclose(file) != 0 && ok) {
-    ok = false;
-    std::snprintf(message, kMessageSize, "closing failed: %s", std::strerror(errno));
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    std::snprintf(message, kMessageSize, "cannot rename %s over it: %s", tmp.c_str(), std::strerror(errno));
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw DataError(path + ": writing the PNG failed: " + message);
+  if (!encode_png(&encoded, rows.data(), png_uint_32(width), png_uint_32(height),
+                  channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, message))
+    throw DataError(path + ": encoding the PNG failed: " + message);
+  try {
+    write_atomically(path, ByteChunks{{encoded.data(), encoded.size()}});
+  } catch (const FileWriteError& e) {
+    throw DataError(e.what());
   }
 }
 

@@ -9,8 +9,8 @@
 
 namespace flowgrad::data {
 
-// image: (H, W) or (H, W, 1) grey, or (H, W, 3) RGB. Written to path + ".tmp", then
-// renamed over path, so a reader never sees half a file. DataError naming the path on
+// image: (H, W) or (H, W, 1) grey, or (H, W, 3) RGB. Encoded in memory and written
+// atomically (autograd/atomic_file.hpp): a reader never sees half a file. DataError naming the path on
 // a bad shape, a file that cannot be written, or a libpng error.
 void write_png(const std::string& path, const xt::xarray<std::uint8_t>& image);
 

@@ -1,6 +1,7 @@
 #include "nn/checkpoint.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -48,6 +49,30 @@ std::vector<std::pair<Tensor<T>, const TensorValue*>> match_module_state(const M
   return matched;
 }
 
+// Whether the F32/F64 view holds a NaN or an infinity; `index` is the first one's.
+template <class S>
+bool first_non_finite(const TensorView& v, std::size_t& index) {
+  const S* p = static_cast<const S*>(v.data);
+  std::size_t n = 1;
+  for (auto d : v.shape) n *= d;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return index = i, true;
+  return false;
+}
+
+void refuse_non_finite(const std::string& path, const std::vector<TensorView>& views) {
+  for (const auto& v : views) {
+    std::size_t index = 0;
+    const bool bad = v.dtype == DType::F32   ? first_non_finite<float>(v, index)
+                     : v.dtype == DType::F64 ? first_non_finite<double>(v, index)
+                                             : false;
+    if (bad)
+      throw NonFiniteState(v.name, "not writing the checkpoint " + path + ": '" + v.name +
+                                       "' holds a non-finite value (element " + std::to_string(index) +
+                                       "); the file on disk is left as it was");
+  }
+}
+
 template <class T>
 void copy_into(Tensor<T> t, const TensorValue& v) {
   T* dst = t.value().data();
@@ -82,6 +107,7 @@ void save_checkpoint(const std::string& path, const Module<T>& module, const Opt
   for (auto& v : optimizer.state()) views.push_back(v);
   if (ema)
     for (auto& v : ema->state()) views.push_back(v);
+  refuse_non_finite(path, views);  // a point to resume from must be one
   save_safetensors(path, views, metadata);
 }
 

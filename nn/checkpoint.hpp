@@ -8,7 +8,9 @@
 // config as JSON) to the same file. Both are written atomically.
 #pragma once
 
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "nn/ema.hpp"
 #include "nn/module.hpp"
@@ -30,7 +32,15 @@ Metadata load_module(const std::string& path, Module<T>& module);
 template <class T>
 void load_module_state(Module<T>& module, const NamedValues& state, const std::string& source);
 
+// A checkpoint whose model, optimizer or average holds a NaN or an infinity: not written.
+struct NonFiniteState : std::runtime_error {
+  std::string tensor;  // its name in the file, e.g. "flow.0.actnorm.bias" or "adam.exp_avg.x"
+  NonFiniteState(std::string tensor, const std::string& message)
+      : std::runtime_error(message), tensor(std::move(tensor)) {}
+};
+
 // Metadata "step" (optimizer.step_count()) and "rng" are added unless the caller gives them.
+// Refuses (NonFiniteState, before anything is written) a state that is not finite.
 template <class T>
 void save_checkpoint(const std::string& path, const Module<T>& module, const Optimizer<T>& optimizer,
                      Metadata metadata = {}, const ExponentialMovingAverage<T>* ema = nullptr);

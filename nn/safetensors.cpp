@@ -166,49 +166,6 @@ void StateMismatch::throw_if_any(const std::string& what) const {
 
 // --- writing ---------------------------------------------------------------
 
-void write_atomically(const std::string& path, const ByteChunks& chunks) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw SafetensorsError("cannot write " + path + ": cannot create " + tmp + ": " + errno_str());
-  auto abandon = [&](const std::string& what) {
-    const std::string reason = errno_str();
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw SafetensorsError("cannot write " + path + ": " + what + ": " + reason);
-  };
-  std::uint64_t offset = 0;
-  for (auto& [data, size] : chunks) {
-    const char* p = static_cast<const char*>(data);
-    std::size_t done = 0;
-    while (done < size) {
-      const ssize_t n = ::write(fd, p + done, size - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) abandon("write to " + tmp + " failed at byte offset " + std::to_string(offset + done));
-      done += static_cast<std::size_t>(n);
-    }
-    offset += size;
-  }
-  if (::fsync(fd) != 0) abandon("fsync of " + tmp + " failed");
-  if (::close(fd) != 0) {
-    const std::string reason = errno_str();
-    ::unlink(tmp.c_str());
-    throw SafetensorsError("cannot write " + path + ": close of " + tmp + " failed: " + reason);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = errno_str();
-    ::unlink(tmp.c_str());
-    throw SafetensorsError("cannot write " + path + ": rename from " + tmp + " failed: " + reason);
-  }
-  // Make the rename itself durable; failing here loses nothing already written.
-  const auto slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 void save_safetensors(const std::string& path, const std::vector<TensorView>& tensors,
                       const Metadata& metadata) {
   require_little_endian(path);
@@ -244,7 +201,11 @@ void save_safetensors(const std::string& path, const std::vector<TensorView>& te
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(std::uint64_t(text.size()) >> (8 * i));
   ByteChunks chunks = {{len, 8}, {text.data(), text.size()}};
   chunks.insert(chunks.end(), data.begin(), data.end());
-  write_atomically(path, chunks);
+  try {
+    write_atomically(path, chunks);
+  } catch (const FileWriteError& e) {
+    throw SafetensorsError(e.what());
+  }
 }
 
 void save_safetensors(const std::string& path, const NamedValues& tensors, const Metadata& metadata) {

@@ -1,7 +1,7 @@
 // safetensors files (https://github.com/huggingface/safetensors): 8-byte little-endian
 // header length N, N bytes of JSON {"name": {"dtype", "shape", "data_offsets"}, ...,
 // "__metadata__": {"key": "value"}}, then the tensors' bytes, row-major, little-endian.
-// Writing is atomic (NAME.tmp, fsync, rename); reading validates every field before it
+// Writing is atomic (autograd/atomic_file.hpp); reading validates every field before it
 // allocates, and throws SafetensorsError naming the file, the problem and the byte offset.
 #pragma once
 
@@ -15,6 +15,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "autograd/atomic_file.hpp"
 #include "autograd/tensor.hpp"
 
 namespace flowgrad::nn {
@@ -88,10 +89,5 @@ struct StateMismatch {
   // "<what>: 2 missing (a, b); 1 unexpected (c); 1 wrong (d: found F32 (3, 2), expected (2, 3))"
   void throw_if_any(const std::string& what) const;
 };
-
-// Writes the byte chunks to path + ".tmp", fsyncs it and renames it over `path`. On any
-// failure the tmp file is removed, `path` is left as it was, and the error names the file.
-using ByteChunks = std::vector<std::pair<const void*, std::size_t>>;
-void write_atomically(const std::string& path, const ByteChunks& chunks);
 
 }  // namespace flowgrad::nn

@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 
+#include "autograd/atomic_file.hpp"
 #include "autograd/tensor.hpp"
 
 namespace flowgrad::testing {
@@ -35,6 +37,14 @@ struct TempDir {
 
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
+}
+
+// The temp files of atomic writes left in a directory (after a finished write: none).
+inline std::vector<std::string> temp_files_in(const std::filesystem::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    if (is_temp_file_name(entry.path().filename().string())) found.push_back(entry.path().string());
+  return found;
 }
 
 // Runs f, requires it to throw an E, and returns the message.

@@ -98,3 +98,42 @@ put("safetensors", "metadata-only.safetensors", raw_safetensors('{"__metadata__"
 put("safetensors", "number-too-large.safetensors", raw_safetensors('{"__metadata__":{"k":"v"},"x":1e999}'))
 put("safetensors", "zero-beside-huge.safetensors",
     raw_safetensors('{"a":{"dtype":"F32","shape":[0,4611686018427387904],"data_offsets":[0,0]}}'))
+
+# Run configurations as checkpoints store them: one valid per model, the form older runs
+# wrote (no recipe fields), and the tampered values of issue 11.
+def run_config(**changes):
+    model = {"name": "glow", "bench": False, "image": [1, 28, 28], "levels": 2, "flow_steps": 4, "hidden": 64,
+             "couplings": 0, "blocks": 0, "layers": 0, "additive": False, "learn_top": True, "prior": "",
+             "logit_alpha": 1e-05, "scale_clamp": 2.0, "net_actnorm": False}
+    train = {"dataset": "fashion-mnist", "data_dir": "", "batch": 64, "optimizer": "adam", "lr": 0.004,
+             "weight_decay": 0.0, "warmup": 200, "lr_decay": "cosine", "ema": 0.999, "clip": 0.0,
+             "clip_factor": 5.0, "seed": 0, "flip": False, "epochs": 0, "steps": 0, "minutes": 4.0,
+             "eval_every": 0, "checkpoint_every": 0}
+    for key, value in changes.items():
+        part, field = key.split("__")
+        part = model if part == "model" else train
+        if value is None:
+            del part[field]
+        else:
+            part[field] = value
+    return json.dumps({"format": "flowgrad-run-config-1", "model": model, "train": train}).encode()
+
+
+for name, changes in {
+    "glow": {},
+    "realnvp": dict(model__name="realnvp", model__flow_steps=0, model__couplings=2, model__blocks=1,
+                    model__hidden=32, model__learn_top=False, model__scale_clamp=0.0, train__lr=0.001),
+    "nice": dict(model__name="nice", model__levels=0, model__flow_steps=0, model__couplings=4, model__layers=4,
+                 model__hidden=500, model__prior="logistic", model__learn_top=False, train__lr=0.001),
+    "old-form": dict(model__scale_clamp=None, model__net_actnorm=None, train__optimizer=None,
+                     train__weight_decay=None, train__lr_decay=None, train__ema=None, train__clip_factor=None),
+    "hidden-negative": dict(model__hidden=-1),
+    "hidden-2p35": dict(model__hidden=2 ** 35),
+    "hidden-1e30": dict(model__hidden=1e30),
+    "levels-64": dict(model__levels=64),
+    "eval-every-2p64m1": dict(train__eval_every=2 ** 64 - 1),
+    "minutes-string": dict(train__minutes="x"),
+    "warmup-2p63": dict(train__warmup=2 ** 63),
+}.items():
+    put("run_config", name + ".json", run_config(**changes))
+put("run_config", "not-an-object.json", b"[1, 2, 3]")

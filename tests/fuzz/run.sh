@@ -13,7 +13,7 @@ seconds=${1:-20}
 build_dir=${2:-build-fuzz}
 shift $(($# < 2 ? $# : 2))
 targets=("$@")
-((${#targets[@]})) || targets=(idx idx_dataset cifar safetensors)
+((${#targets[@]})) || targets=(idx idx_dataset cifar safetensors run_config)
 fuzz_dir=$root/tests/fuzz
 FLOWGRAD_EXTRA_PACKAGES="clang-14 libclang-rt-14-dev ${FLOWGRAD_EXTRA_PACKAGES:-}" \
   bash scripts/setup.sh --packages-only >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
@@ -26,7 +26,8 @@ declare -A needs=(
   [idx]="datasets/idx.cpp datasets/byte_reader.cpp"
   [idx_dataset]="datasets/idx.cpp datasets/byte_reader.cpp"
   [cifar]="datasets/cifar.cpp datasets/byte_reader.cpp"
-  [safetensors]="nn/safetensors.cpp"
+  [safetensors]="nn/safetensors.cpp autograd/atomic_file.cpp"
+  [run_config]="apps/run_config.cpp"
 )
 {
   echo "cxx = clang++-14"
@@ -37,7 +38,8 @@ declare -A needs=(
   echo "  deps = gcc"
   echo "rule link"
   echo "  command = \$cxx $sanitize -fsanitize=fuzzer \$in -o \$out -lz"
-  for src in datasets/idx.cpp datasets/byte_reader.cpp datasets/cifar.cpp nn/safetensors.cpp; do
+  for src in datasets/idx.cpp datasets/byte_reader.cpp datasets/cifar.cpp nn/safetensors.cpp autograd/atomic_file.cpp \
+             apps/run_config.cpp; do
     echo "build obj/${src//\//_}.o: cxx $root/$src"
   done
   for t in "${!needs[@]}"; do

@@ -1,10 +1,13 @@
 // safetensors reading/writing, module state files, and training checkpoints.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <xtensor/xadapt.hpp>
 
+#include "support.hpp"
 #include "autograd/autograd.hpp"
 #include "nn/activation.hpp"
 #include "nn/checkpoint.hpp"
@@ -26,6 +30,8 @@
 
 using namespace flowgrad;
 namespace fs = std::filesystem;
+using flowgrad::testing::contains;
+using flowgrad::testing::temp_files_in;
 
 namespace {
 
@@ -115,7 +121,7 @@ TEST_CASE("safetensors round trip keeps dtypes, shapes, values, order and metada
   const auto tensors = sample_tensors();
   const nn::Metadata meta = {{"config", R"({"model": "nice", "lr": 0.001})"}, {"step", "12"}};
   nn::save_safetensors(path, tensors, meta);
-  CHECK_FALSE(fs::exists(path + ".tmp"));
+  CHECK(temp_files_in(dir.path).empty());
 
   const nn::SafeTensors got = nn::load_safetensors(path);
   REQUIRE(got.tensors.size() == tensors.size());
@@ -304,17 +310,37 @@ TEST_CASE("a failed write leaves the previous file intact") {
   nn::save_safetensors(path, old);
   const std::string before = read_bytes(path);
 
-  // The tmp path is taken by a directory: the write fails before touching `path`.
-  fs::create_directory(path + ".tmp");
-  try {
-    nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}});
-    FAIL("no exception");
-  } catch (const nn::SafetensorsError& e) {
-    CHECK(std::string(e.what()).find(path) != std::string::npos);
+  // A full disk: the file-size limit makes writes fail with EFBIG (SIGXFSZ ignored), the
+  // way ENOSPC would. The error names the file and the reason; nothing is left behind.
+  {
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    rlimit small = saved;
+    small.rlim_cur = 20;  // bytes: less than any safetensors file
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    std::string msg;
+    try {
+      nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}});
+    } catch (const nn::SafetensorsError& e) {
+      msg = e.what();
+    }
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    std::signal(SIGXFSZ, old_handler);
+    CHECK(contains(msg, path));
+    CHECK(contains(msg, std::strerror(EFBIG)));
+    CHECK(contains(msg, "left as it was"));
   }
+  CHECK(read_bytes(path) == before);
+  CHECK(temp_files_in(dir.path).empty());
+  // A leftover temp file of a killed writer, or a directory in the way, does not block a write.
+  fs::create_directory(path + ".tmp");
+  write_bytes(path + ".tmp." + std::to_string(::getpid()) + ".0", "half a file");
+  nn::save_safetensors(path, old);
   CHECK(read_bytes(path) == before);
   CHECK(fs::is_directory(path + ".tmp"));  // not ours to delete
   fs::remove(path + ".tmp");
+  fs::remove(path + ".tmp." + std::to_string(::getpid()) + ".0");
 
   // A directory that does not exist.
   CHECK_THROWS_WITH_AS(nn::save_safetensors(dir.file("no/such/dir.safetensors"), old),
@@ -326,12 +352,20 @@ TEST_CASE("a failed write leaves the previous file intact") {
     CHECK_THROWS_AS(nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}}), nn::SafetensorsError);
     fs::permissions(dir.path, fs::perms::owner_all);
     CHECK(read_bytes(path) == before);
-    CHECK_FALSE(fs::exists(path + ".tmp"));
+    CHECK(temp_files_in(dir.path).empty());
   }
 
   nn::save_safetensors(path, nn::NamedValues{{"x", xt::xarray<float>{4, 5}}});
   CHECK(nn::load_safetensors(path).tensors[0].second == nn::TensorValue(xt::xarray<float>{4, 5}));
-  CHECK_FALSE(fs::exists(path + ".tmp"));
+  CHECK(temp_files_in(dir.path).empty());
+}
+
+TEST_CASE("the names of temp files: ours, and the older NAME.tmp; nothing else") {
+  for (const char* name : {"checkpoint.safetensors.tmp.123.0", "config.json.tmp.1.17", "curve.svg.tmp"})
+    CHECK_MESSAGE(is_temp_file_name(name), name);
+  for (const char* name : {"checkpoint.safetensors", "notes.tmp.txt", "a.tmp.12", "a.tmp.1.2.3", "a.tmp.x.1", ".tmp",
+                           "a.tmp.1.", "a.tmp..1", "my.tmp.files.json"})
+    CHECK_MESSAGE(!is_temp_file_name(name), name);
 }
 
 TEST_CASE("Python reads our files and we read Python's") {
