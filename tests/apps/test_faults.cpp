@@ -146,7 +146,7 @@ TEST_CASE("kill -9 at random moments, many times: the run resumes from its last 
   write_idx_set(tmp / "data");
   // Checkpoints at every step, evaluations every 6 (an epoch): kills land in every phase.
   auto options = [&](const std::string& out) {
-    return tiny_glow(tmp / "data", out) + " --steps 60 --checkpoint-every 1";
+    return tiny_glow(tmp / "data", out) + " --steps 400 --checkpoint-every 1";
   };
   const std::string reference = tmp / "reference", out = tmp / "run", ckpt = out + "/checkpoint.safetensors";
   REQUIRE(flowgrad_cmd(options(reference)).code == 0);
@@ -161,21 +161,21 @@ TEST_CASE("kill -9 at random moments, many times: the run resumes from its last 
                   args << ": exit " << code << ": " << std::string(log.begin(), log.end()));
     return code == 0;
   };
-  // Before the first checkpoint: kills sweep through the start-up (0, 4, 8, ... ms), each
+  // Before the first checkpoint: kills sweep through the start-up (0, 1, 2, ... ms), each
   // followed by a new run into the same directory.
   int before_checkpoint = 0, of_resumed = 0;
-  for (int delay = 0; !fs::exists(ckpt) && delay < 2000; delay += 4, ++before_checkpoint)
+  for (int delay = 0; !fs::exists(ckpt) && delay < 2000; ++delay, ++before_checkpoint)
     start_and_kill(options(out), delay);
   REQUIRE(fs::exists(ckpt));
   // After it: resumed runs, killed at random moments until one finishes.
   std::mt19937 rng(20261129);
-  std::uniform_int_distribution<int> delay_ms(0, 400);
+  std::uniform_int_distribution<int> delay_ms(0, 150);
   bool finished = false;
   for (; of_resumed < 25 && !finished; ++of_resumed)
     finished = start_and_kill("train --resume " + out + " --threads 2", delay_ms(rng));
   MESSAGE(before_checkpoint << " kills before the first checkpoint, " << of_resumed << " resumed runs killed or ended");
   CHECK(before_checkpoint > 1);
-  CHECK(of_resumed > 1);
+  CHECK(of_resumed >= 10);  // (here all 25 are killed before they can finish: the run takes ~2 s)
 
   // Whatever the kills left, the run finishes, with the uninterrupted run's exact state.
   Run last = flowgrad_cmd("train --resume " + out + " --threads 2");
