@@ -190,7 +190,7 @@ ModelSize model_size(const TrainArgs& a) {
 // the learning rate by model, and the model's form (the bench configs keep the reference's).
 void apply_app_defaults(RunConfig& c, const TrainArgs& a) {
   ModelConfig& m = c.model;
-  if (!a.given("--lr")) c.train.lr = m.name == "glow" ? 4e-3 : 1e-3;  // Real NVP and NICE: 1e-3
+  if (!a.given("--lr")) c.train.lr = m.name == "glow" ? 4e-3 : m.name == "realnvp" ? 3e-3 : 1e-3;
   if (m.bench) return;
   // Real NVP's choice: a small alpha for the digit and garment sets, whose black
   // backgrounds sit at 0; 0.05 for natural images.
@@ -757,7 +757,7 @@ void add_train_command(CLI::App& app) {
   count(cmd->add_option("--batch", t.batch, "Batch size")->capture_default_str())->group(recipe);
   add(cmd->add_option("--optimizer", t.optimizer, "adam, adamw or adamax")
           ->check(CLI::IsMember({"adam", "adamw", "adamax"}))->capture_default_str())->group(recipe);
-  add(cmd->add_option("--lr", t.lr, "Peak learning rate, after the warmup (default: glow 4e-3, realnvp and nice 1e-3)"))
+  add(cmd->add_option("--lr", t.lr, "Peak learning rate, after the warmup (default: glow 4e-3, realnvp 3e-3, nice 1e-3)"))
       ->group(recipe);
   add(cmd->add_option("--weight-decay", t.weight_decay, "Weight decay (L2 for adam and adamax, decoupled for adamw)")
           ->capture_default_str())->group(recipe);
