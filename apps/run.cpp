@@ -18,8 +18,9 @@ std::string resolve_checkpoint(const std::string& run_or_file) {
   if (fs::is_directory(run_or_file, ec)) {
     const std::string path = (fs::path(run_or_file) / kCheckpointName).string();
     if (!fs::is_regular_file(path, ec))
-      throw std::runtime_error(path + ": no checkpoint in the run directory " + run_or_file +
-                               " (expected the " + kCheckpointName + " that `flowgrad train` writes)");
+      throw std::runtime_error(path + ": no checkpoint in the run directory " + run_or_file + " (expected the " +
+                               kCheckpointName + " that `flowgrad train` writes; a run stopped before its first " +
+                               "checkpoint starts again with train --out " + run_or_file + " and its options)");
     return path;
   }
   if (!fs::exists(run_or_file, ec))

@@ -236,10 +236,6 @@ RunPlace resolve_run(const TrainArgs& a) {
     if (!fs::is_directory(a.resume, ec))
       throw UsageError("--resume " + a.resume + ": not a run directory (expected the --out directory of a train run)");
     r.run_dir = a.resume;
-    if (!fs::exists(fs::path(r.run_dir) / kCheckpointName, ec))
-      throw UsageError("--resume " + r.run_dir + ": the directory holds no " + kCheckpointName +
-                       ": its run stopped before its first checkpoint. Start it again with train --out " + r.run_dir +
-                       " and the run's options");
     r.ckpt_path = resolve_checkpoint(r.run_dir);
     r.ckpt_meta = nn::load_safetensors(r.ckpt_path).metadata;
     r.cfg = read_run_config(r.ckpt_meta, r.ckpt_path);
