@@ -13,7 +13,7 @@ std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m) {
     c.channels = m.channels, c.height = m.height, c.width = m.width;
     c.levels = m.levels, c.steps = m.flow_steps, c.hidden = m.hidden;
     c.affine = !m.additive, c.learn_top = m.learn_top, c.logit_alpha = m.logit_alpha;
-    c.scale_clamp = m.scale_clamp, c.net_actnorm = m.net_actnorm;
+    c.scale_clamp = m.scale_clamp, c.net_actnorm = m.net_actnorm, c.prior_scale_cap = m.prior_scale_cap;
     return std::make_shared<flows::Glow<float>>(c);
   }
   if (m.name == "realnvp") {

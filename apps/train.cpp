@@ -85,6 +85,7 @@ const std::vector<std::pair<std::string, std::pair<const char*, const char*>>> k
     {"--weight-decay", {"train", "weight_decay"}}, {"--lr-decay", {"train", "lr_decay"}},
     {"--ema", {"train", "ema"}},            {"--clip-factor", {"train", "clip_factor"}},
     {"--scale-clamp", {"model", "scale_clamp"}}, {"--net-actnorm", {"model", "net_actnorm"}},
+    {"--prior-scale-cap", {"model", "prior_scale_cap"}},
 };
 
 std::string state_of(const Generator& g) {
@@ -197,6 +198,7 @@ void apply_app_defaults(RunConfig& c, const TrainArgs& a) {
   if (!a.given("--logit-alpha")) m.logit_alpha = c.train.dataset == "cifar10" ? 0.05 : 1e-5;
   if (m.name != "glow") return;
   if (!a.given("--scale-clamp")) m.scale_clamp = 2;
+  if (!a.given("--prior-scale-cap")) m.prior_scale_cap = 2;
   if (!a.given("--learn-top")) m.learn_top = true;
 }
 
@@ -749,6 +751,8 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--scale-clamp", m.scale_clamp,
                       "glow: affine scale exp(C tanh(h / C)), bounded both ways (default 2); 0: sigmoid(h + 2) as openai/glow"))->group(size);
   add(cmd->add_flag("--net-actnorm", m.net_actnorm, "glow: ActNorm after the hidden convs of the coupling nets"))->group(size);
+  add(cmd->add_option("--prior-scale-cap", m.prior_scale_cap,
+                      "glow: split priors' sigma below e^C, log sigma > 0 as C tanh(. / C) (default 2); 0: unbounded as openai/glow"))->group(size);
   const char* recipe = "Recipe";
   count(cmd->add_option("--batch", t.batch, "Batch size")->capture_default_str())->group(recipe);
   add(cmd->add_option("--optimizer", t.optimizer, "adam, adamw or adamax")

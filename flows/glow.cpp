@@ -59,7 +59,7 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
     std::shared_ptr<Split<T>> split;
     if (l + 1 < config.levels) {
       auto prior = priors->push_back(std::make_shared<nn::ZeroConv2d<T>>(c / 2, c));
-      split = std::make_shared<Split<T>>(FactorOut::Second, prior);
+      split = std::make_shared<Split<T>>(FactorOut::Second, prior, config.prior_scale_cap);
       c /= 2;
     }
     this->levels_.push_back({level, split});

@@ -25,6 +25,7 @@ struct GlowConfig {
   double logit_alpha = 0;     // > 0: a Logit layer first (the bench config has none)
   double scale_clamp = 0;     // affine scale: 0 sigmoid(h + 2); c > 0 exp(c tanh(h / c)), see GlowCoupling
   bool net_actnorm = false;   // ActNorm after each hidden conv of the coupling nets (openai/glow)
+  double prior_scale_cap = 0; // split priors' sigma < e^c (soft); 0 unbounded, see Split
 
   static GlowConfig bench() { return {}; }  // the reference's Glow: 433,968 parameters
 };

@@ -1,5 +1,9 @@
 #include "flows/split.hpp"
 
+#include <cmath>
+#include <string>
+
+#include "autograd/elementwise.hpp"
 #include "autograd/instantiate.hpp"
 #include "autograd/shape.hpp"
 
@@ -9,8 +13,11 @@ template <class T>
 Split<T>::Split(FactorOut which) : which_(which) {}
 
 template <class T>
-Split<T>::Split(FactorOut which, std::shared_ptr<nn::Layer<T>> p) : which_(which) {
+Split<T>::Split(FactorOut which, std::shared_ptr<nn::Layer<T>> p, double log_scale_cap)
+    : which_(which), log_scale_cap_(log_scale_cap) {
   if (!p) throw std::invalid_argument("Split: prior network is null");
+  if (!(log_scale_cap >= 0 && std::isfinite(log_scale_cap)))
+    throw std::invalid_argument("Split: log_scale_cap must be finite and >= 0, got " + std::to_string(log_scale_cap));
   prior = this->register_module("prior", std::move(p));
 }
 
@@ -43,7 +50,12 @@ std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept) {
     throw ShapeError("Split: prior network returned " + shape_str(h.shape()) + ", expected " +
                      shape_str(want));
   const std::size_t c = want[1];
-  return std::make_shared<DiagonalGaussian<T>>(slice(h, 1, 0, c, 2), slice(h, 1, 1, c, 2));
+  auto logs = slice(h, 1, 1, c, 2);
+  if (log_scale_cap_ > 0) {  // logs <= 0 as it is, logs > 0 -> cap tanh(logs / cap)
+    const T cap = T(log_scale_cap_);
+    logs = tanh(relu(logs) * (T(1) / cap)) * cap - relu(-logs);
+  }
+  return std::make_shared<DiagonalGaussian<T>>(slice(h, 1, 0, c, 2), logs);
 }
 
 template <class T>

@@ -4,6 +4,12 @@
 // Which half is factored out is a parameter: the reference's Real NVP factors out the
 // FIRST half under N(0, I); its Glow keeps the first half and models the second with a
 // learned conditional Gaussian: h = prior(kept), mean = h[:, 0::2], logs = h[:, 1::2].
+//
+// `log_scale_cap` c > 0 bounds that prior's sigma from above, softly: logs <= 0 is kept,
+// logs > 0 becomes c tanh(logs / c) (smooth at 0), so sigma < e^c. The prior's logs is
+// the one map in Glow's sampling direction that grows exponentially with its input: a
+// tail latent makes logs large, the next level's input huge, and the sample overflows.
+// Small sigmas, which fit the data's flat backgrounds, stay free. 0: unbounded (the reference).
 #pragma once
 
 #include <memory>
@@ -21,7 +27,7 @@ class Split : public nn::Module<T> {
   // Standard Gaussian prior on the factored-out half.
   explicit Split(FactorOut which);
   // Conditional Gaussian prior computed from the kept half (child "prior"; maps C/2 -> C).
-  Split(FactorOut which, std::shared_ptr<nn::Layer<T>> prior);
+  Split(FactorOut which, std::shared_ptr<nn::Layer<T>> prior, double log_scale_cap = 0);
 
   struct Parts {
     Tensor<T> kept, z;
@@ -36,10 +42,12 @@ class Split : public nn::Module<T> {
   Tensor<T> sample(const Tensor<T>& kept, T temperature);
 
   FactorOut which() const { return which_; }
+  double log_scale_cap() const { return log_scale_cap_; }
   std::shared_ptr<nn::Layer<T>> prior;  // null for N(0, I)
 
  private:
   FactorOut which_;
+  double log_scale_cap_ = 0;
 };
 
 }  // namespace flowgrad::flows

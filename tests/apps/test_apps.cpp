@@ -168,7 +168,11 @@ TEST_CASE("train writes every artefact; eval, sample and interpolate work on the
   std::string svg_text((std::istreambuf_iterator<char>(svg)), {});
   CHECK(contains(svg_text, "<svg"));
   CHECK(contains(svg_text, "polyline"));
-  CHECK(nlohmann::json::parse(file_bytes(out + "/config.json"))["model"]["name"] == "glow");
+  const auto model = nlohmann::json::parse(file_bytes(out + "/config.json"))["model"];
+  CHECK(model["name"] == "glow");
+  CHECK(model["scale_clamp"] == 2);  // the app's form: every scale bounded in the sampling direction
+  CHECK(model["prior_scale_cap"] == 2);
+  CHECK(contains(r.out, "split priors' sigma below e^2"));
 
   // The checkpoint: model + Adam state + metadata; ActNorm's init flags are set.
   const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
@@ -359,7 +363,7 @@ TEST_CASE("a run directory written before the recipe options existed still evalu
   // What the previous version wrote: no recipe fields in the config, no schedule metadata.
   SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
   auto config = nlohmann::json::parse(ck.metadata.at("config"));
-  for (const char* key : {"scale_clamp", "net_actnorm"}) config["model"].erase(key);
+  for (const char* key : {"scale_clamp", "net_actnorm", "prior_scale_cap"}) config["model"].erase(key);
   for (const char* key : {"optimizer", "weight_decay", "lr_decay", "ema", "clip_factor"}) config["train"].erase(key);
   ck.metadata["config"] = config.dump();
   for (const char* key : {"schedule_start", "schedule_end", "grad_norm_average", "clipped_steps"}) ck.metadata.erase(key);
@@ -379,6 +383,7 @@ TEST_CASE("a run directory written before the recipe options existed still evalu
   CHECK(resumed["train"]["lr_decay"] == "none");
   CHECK(resumed["train"]["ema"] == 0);
   CHECK(resumed["model"]["scale_clamp"] == 0);
+  CHECK(resumed["model"]["prior_scale_cap"] == 0);  // the old form of the split prior
 }
 
 TEST_CASE("a non-finite loss stops training, names the step, keeps the last checkpoint, exits 1") {

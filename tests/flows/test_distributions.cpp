@@ -97,3 +97,37 @@ TEST_CASE("split: which half is factored out, merge inverts it, conditional prio
   CHECK(max_abs_diff(s.sample(parts.kept, 0.0).value(), xt::xarray<double>(xt::view(h, xt::all(), xt::range(0, 4, 2)))) < 1e-15);
   CHECK_THROWS_AS(s.split(Tensor<double>(randn({2, 3, 2, 2}, 12))), ShapeError);
 }
+
+TEST_CASE("split: a capped prior keeps log sigma <= 0, bends log sigma > 0 below the cap, and stays differentiable") {
+  const double cap = 2;
+  Arr x = randn({2, 4, 3, 3}, 20);
+  auto prior = std::make_shared<nn::ZeroConv2d<double>>(2, 4);
+  flows::Split<double> capped(flows::FactorOut::Second, prior, cap);
+  flows::Split<double> free(flows::FactorOut::Second, prior);  // the same net, unbounded
+  perturb(capped, 0.2, 21);
+  prior->logs.value().fill(0.3);  // ZeroConv's output times e^0.9: log sigma past the cap both ways
+  auto parts = capped.split(Tensor<double>(x));
+  Arr raw, logs;
+  {
+    NoGrad no_grad;
+    raw = std::dynamic_pointer_cast<flows::DiagonalGaussian<double>>(free.prior_given(parts.kept))->log_scale().value();
+    logs = std::dynamic_pointer_cast<flows::DiagonalGaussian<double>>(capped.prior_given(parts.kept))->log_scale().value();
+  }
+  REQUIRE(xt::amax(raw)() > cap);  // both sides of 0 and past the cap are exercised
+  REQUIRE(xt::amin(raw)() < -1.0);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const double r = raw.data()[i], l = logs.data()[i];
+    CHECK(l == doctest::Approx(r > 0 ? cap * std::tanh(r / cap) : r).epsilon(1e-14));
+    CHECK(l <= cap);  // < in exact arithmetic; tanh rounds to 1 far out
+  }
+  CHECK(gradcheck([&](const In& t) { return capped.log_prob(t[0], t[1]); }, {parts.kept, parts.z},
+                  capped.named_parameters()));
+  // A prior that asks for an enormous sigma: unbounded it overflows, capped it cannot.
+  for (std::size_t i = 1; i < 4; i += 2) prior->conv->bias.value()(i) = 1e3;
+  NoGrad no_grad;
+  CHECK(!xt::all(xt::isfinite(free.sample(parts.kept, 1.0).value())));
+  Arr z = capped.sample(parts.kept, 1.0).value();
+  CHECK(xt::all(xt::isfinite(z)));
+  CHECK_THROWS_AS(flows::Split<double>(flows::FactorOut::Second, prior, -1.0), std::invalid_argument);
+  CHECK_THROWS_AS(flows::Split<double>(flows::FactorOut::Second, prior, std::nan("")), std::invalid_argument);
+}

@@ -180,9 +180,9 @@ TEST_CASE("Glow with the bounded coupling scale and ActNorm in its nets") {
   manual_seed(520);
   flows::GlowConfig cfg;
   cfg.height = cfg.width = 8, cfg.steps = 2, cfg.hidden = 6, cfg.scale_clamp = 2, cfg.net_actnorm = true;
-  cfg.learn_top = true, cfg.logit_alpha = 0.05;
+  cfg.learn_top = true, cfg.logit_alpha = 0.05, cfg.prior_scale_cap = 2;
   flows::Glow<double> model(cfg);
-  check_model(model, "glow clamped scale + net ActNorm + logit", 340);
+  check_model(model, "glow clamped scale + capped split prior + net ActNorm + logit", 340);
 }
 
 TEST_CASE("sampling: the sigmoid scale overflows where the bounded scale cannot") {
@@ -206,6 +206,25 @@ TEST_CASE("sampling: the sigmoid scale overflows where the bounded scale cannot"
       CHECK(finite == 16);
       CHECK(xt::all(xt::isfinite(drawn.x.value())));
     }
+  }
+}
+
+TEST_CASE("sampling: an unbounded split prior overflows where the capped one cannot") {
+  for (double cap : {0.0, 2.0}) {
+    CAPTURE(cap);
+    manual_seed(540);
+    flows::GlowConfig cfg;
+    cfg.height = cfg.width = 8, cfg.steps = 2, cfg.hidden = 6, cfg.logit_alpha = 0.05, cfg.scale_clamp = 2;
+    cfg.prior_scale_cap = cap;
+    flows::Glow<float> model(cfg);
+    model.eval();
+    // The split prior says "sigma as large as you can" (its odd outputs are log sigma).
+    for (auto& [name, p] : model.named_parameters())
+      if (name.rfind("priors.", 0) == 0 && name.find("conv.bias") != std::string::npos)
+        for (std::size_t i = 1; i < p.size(); i += 2) p.value()(i) = 1e3f;
+    auto drawn = model.sample_checked(16, 1.0f);
+    const auto finite = std::count(drawn.finite.begin(), drawn.finite.end(), true);
+    CHECK(finite == (cap == 0 ? 0 : 16));  // exp(1e3) = inf; capped, sigma < e^2
   }
 }
 
