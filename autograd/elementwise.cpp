@@ -111,13 +111,13 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 }
 
 template <class T>
-Tensor<T> add(const Tensor<T>& a, T b) {
+Tensor<T> add(const Tensor<T>& a, ScalarArg<T> b) {
   return record<T>("add_scalar", kernels::map(a.value(), [b](T v) { return v + b; }), {a},
                    [da = sink(a)](auto& g, const auto&) { da.accumulate_grad(std::move(g)); }, false);
 }
 
 template <class T>
-Tensor<T> mul(const Tensor<T>& a, T b) {
+Tensor<T> mul(const Tensor<T>& a, ScalarArg<T> b) {
   return record<T>("mul_scalar", kernels::map(a.value(), [b](T v) { return v * b; }), {a},
                    [da = sink(a), b](auto& g, const auto&) {
     da.accumulate_grad(into_grad(g, g, [b](T v, T) { return v * b; }));
@@ -125,7 +125,7 @@ Tensor<T> mul(const Tensor<T>& a, T b) {
 }
 
 template <class T>
-Tensor<T> rsub(T a, const Tensor<T>& b) {
+Tensor<T> rsub(ScalarArg<T> a, const Tensor<T>& b) {
   return record<T>("rsub_scalar", kernels::map(b.value(), [a](T v) { return a - v; }), {b},
                    [db = sink(b)](auto& g, const auto&) {
     db.accumulate_grad(into_grad(g, g, [](T v, T) { return -v; }));
@@ -133,7 +133,7 @@ Tensor<T> rsub(T a, const Tensor<T>& b) {
 }
 
 template <class T>
-Tensor<T> rdiv(T a, const Tensor<T>& b) {
+Tensor<T> rdiv(ScalarArg<T> a, const Tensor<T>& b) {
   return record<T>("rdiv_scalar", kernels::map(b.value(), [a](T v) { return a / v; }), {b},
                    [b](auto& g, const auto& y) {  // d(a/b)/db = -y / b
     const xt::xarray<T> gy = into_grad(g, y, [](T gv, T yv) { return -gv * yv; });
@@ -187,7 +187,7 @@ Tensor<T> sqrt(const Tensor<T>& a) {
 }
 
 template <class T>
-Tensor<T> pow(const Tensor<T>& a, T p) {
+Tensor<T> pow(const Tensor<T>& a, ScalarArg<T> p) {
   return record<T>("pow", kernels::map(a.value(), [p](T v) { return std::pow(v, p); }), {a},
                    [a, p](auto& g, const auto&) {
     a.accumulate_grad(into_grad(g, a.value(), [p](T gv, T v) { return gv * p * std::pow(v, p - T(1)); }));
@@ -252,7 +252,7 @@ Tensor<T> relu(const Tensor<T>& a) {
 }
 
 template <class T>
-Tensor<T> clamp(const Tensor<T>& a, T lo, T hi) {
+Tensor<T> clamp(const Tensor<T>& a, ScalarArg<T> lo, ScalarArg<T> hi) {
   return record<T>("clamp", kernels::map(a.value(), [lo, hi](T v) { return std::min(std::max(v, lo), hi); }), {a},
                    [a, lo, hi](auto& g, const auto&) {
     a.accumulate_grad(into_grad(g, a.value(), [lo, hi](T gv, T v) {

@@ -12,6 +12,7 @@
 #include <ostream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,7 +48,7 @@ namespace detail {
 inline std::vector<Tensor<double>> as_outputs(const Tensor<double>& t) { return {t}; }
 inline std::vector<Tensor<double>> as_outputs(std::vector<Tensor<double>> v) { return v; }
 template <class A, class B>
-std::vector<Tensor<double>> as_outputs(const std::pair<A, B>& p) {  // a flow's {y, logdet}
+std::vector<Tensor<double>> as_outputs(const std::pair<A, B>& p) {
   return {p.first, p.second};
 }
 
@@ -65,8 +66,10 @@ inline std::string index_str(const Shape& shape, std::size_t flat) {
 }
 }  // namespace detail
 
-// f(inputs) returns a Tensor<double>, a vector of them, or a pair (a flow's {y, logdet}).
-// `params` are further leaves f uses (a module's named_parameters()); they are checked too.
+// f(inputs) returns a Tensor<double>, a vector or a pair of them, or anything that converts
+// to a vector (a flow's FlowResult {y, logdet}). `params` are further leaves f uses (a
+// module's named_parameters()); they are checked too. Inputs and params must be leaves:
+// gradcheck perturbs their values, which an op's output would not pass on.
 template <class F>
 GradcheckResult gradcheck(F&& f, std::vector<Tensor<double>> inputs, NamedTensors params = {},
                           GradcheckOptions opt = {}) {
@@ -74,6 +77,12 @@ GradcheckResult gradcheck(F&& f, std::vector<Tensor<double>> inputs, NamedTensor
   for (std::size_t i = 0; i < inputs.size(); ++i)
     checked.emplace_back("input " + std::to_string(i), inputs[i]);
   for (auto& p : params) checked.push_back(p);
+  for (auto& [name, t] : checked) {
+    if (!t.defined()) throw std::invalid_argument("gradcheck: " + name + " is an undefined Tensor");
+    if (!t.is_leaf())
+      throw std::invalid_argument("gradcheck: " + name + " is the output of the op '" + t.impl().node->name +
+                                  "', not a leaf; pass Tensor<double>(t.value()) and do the op inside f");
+  }
   for (auto& [name, t] : checked) {
     t.set_requires_grad(true);
     t.zero_grad();

@@ -27,6 +27,11 @@ struct ShapeError : std::invalid_argument {
 
 template <class T> class Tensor;
 
+// The type of a scalar argument of an op on Tensor<T>: T, but not used to deduce T, so any
+// arithmetic value converts to it as in PyTorch (0.5 * loss and pow(x, 2) on Tensor<float>).
+template <class T>
+using ScalarArg = typename std::enable_if<std::is_arithmetic<T>::value, T>::type;
+
 // acc += x: a plain loop when the shapes match, xtensor's broadcasting otherwise.
 template <class T>
 void add_into(xt::xarray<T>& acc, const xt::xarray<T>& x);

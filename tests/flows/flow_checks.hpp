@@ -1,5 +1,5 @@
-// Helpers for the flows tests: random arrays, parameter perturbation, and per-example
-// Jacobians by reverse mode (one output row at a time), independent of any logdet code.
+// Helpers for the flows tests: random arrays and parameter perturbation; the whole check
+// of one flow layer is the library's flows::check_flow (flows/check.hpp).
 #pragma once
 
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "autograd/autograd.hpp"
-#include "flows/linalg.hpp"
+#include "flows/check.hpp"
 #include "nn/module.hpp"
 
 namespace flow_checks {
@@ -53,32 +53,7 @@ double max_abs_diff(const A& a, const B& b) {
   return worst;
 }
 
-// J[b](i, j) = d f(x)[b, i] / d x[b, j] for a function acting on each example separately.
-template <class F>
-std::vector<Arr> jacobians(F&& f, const Arr& x0) {
-  Tensor<double> x(x0, true);
-  Tensor<double> y = f(x);
-  const std::size_t batch = x0.shape()[0], din = x0.size() / batch, dout = y.size() / batch;
-  std::vector<Arr> J(batch, Arr(xt::zeros<double>({dout, din})));
-  for (std::size_t i = 0; i < dout; ++i) {
-    Arr pick = xt::zeros<double>(y.shape());
-    for (std::size_t b = 0; b < batch; ++b) pick.data()[b * dout + i] = 1.0;
-    x.zero_grad();
-    sum(mul(y, pick)).backward(true);
-    for (std::size_t b = 0; b < batch; ++b)
-      for (std::size_t j = 0; j < din; ++j) J[b](i, j) = x.has_grad() ? x.grad().data()[b * din + j] : 0.0;
-  }
-  return J;
-}
-
-// Worst |log|det J_b| - logdet_b| over the batch.
-template <class F>
-double logdet_error(F&& f, const Arr& x, const Arr& logdet) {
-  auto J = jacobians(f, x);
-  double worst = 0;
-  for (std::size_t b = 0; b < J.size(); ++b)
-    worst = std::max(worst, std::abs(flows::slogdet(J[b]).logabs - logdet(b)));
-  return worst;
-}
+// The Jacobian-based logdet check is the library's (flows/check.hpp).
+using flows::logdet_error;
 
 }  // namespace flow_checks
