@@ -421,7 +421,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       weight.accumulate_grad(std::move(dw));
     }
     if (need_b) bias.accumulate_grad(total(gb, bias.shape()));
-  }, /*reads_output=*/false);  // backward reads only the inputs: the output may be freed early
+  }, OutputUse::Unread);  // backward reads only the inputs
 }
 
 #define FLOWGRAD_CONV(T)                                                                 \

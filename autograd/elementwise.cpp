@@ -68,7 +68,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
     const bool ga = da.requires_grad(), gb = db.requires_grad();
     if (ga) da.accumulate_grad(reduced(g, sa, !gb));
     if (gb) db.accumulate_grad(reduced(g, sb, true));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -82,7 +82,7 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
       kernels::update(gb, gb, [](T v, T) { return -v; });
       db.accumulate_grad(std::move(gb));
     }
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -93,7 +93,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
     auto times = [](T gv, T v) { return gv * v; };
     if (a.requires_grad()) a.accumulate_grad(reduced_product(g, b.value(), a.shape(), times));
     if (b.requires_grad()) b.accumulate_grad(reduced_product(g, a.value(), b.shape(), times));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -113,7 +113,7 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 template <class T>
 Tensor<T> add(const Tensor<T>& a, ScalarArg<T> b) {
   return record<T>("add_scalar", kernels::map(a.value(), [b](T v) { return v + b; }), {a},
-                   [da = sink(a)](auto& g, const auto&) { da.accumulate_grad(std::move(g)); }, false);
+                   [da = sink(a)](auto& g, const auto&) { da.accumulate_grad(std::move(g)); }, OutputUse::Unread);
 }
 
 template <class T>
@@ -121,7 +121,7 @@ Tensor<T> mul(const Tensor<T>& a, ScalarArg<T> b) {
   return record<T>("mul_scalar", kernels::map(a.value(), [b](T v) { return v * b; }), {a},
                    [da = sink(a), b](auto& g, const auto&) {
     da.accumulate_grad(into_grad(g, g, [b](T v, T) { return v * b; }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -129,7 +129,7 @@ Tensor<T> rsub(ScalarArg<T> a, const Tensor<T>& b) {
   return record<T>("rsub_scalar", kernels::map(b.value(), [a](T v) { return a - v; }), {b},
                    [db = sink(b)](auto& g, const auto&) {
     db.accumulate_grad(into_grad(g, g, [](T v, T) { return -v; }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -151,7 +151,7 @@ Tensor<T> mul(const Tensor<T>& a, const xt::xarray<T>& mask) {
   return record<T>("mul_mask", kernels::broadcast_zip(a.value(), mask, out, times), {a},
                    [da = sink(a), mask, out, times](auto& g, const auto&) {
     da.accumulate_grad(kernels::broadcast_zip(g, mask, out, times));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -159,7 +159,7 @@ Tensor<T> neg(const Tensor<T>& a) {
   return record<T>("neg", kernels::map(a.value(), [](T v) { return -v; }), {a},
                    [da = sink(a)](auto& g, const auto&) {
     da.accumulate_grad(into_grad(g, g, [](T v, T) { return -v; }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -175,7 +175,7 @@ Tensor<T> log(const Tensor<T>& a) {
   return record<T>("log", kernels::map(a.value(), [](T v) { return std::log(v); }), {a},
                    [a](auto& g, const auto&) {
     a.accumulate_grad(into_grad(g, a.value(), std::divides<T>()));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -191,7 +191,7 @@ Tensor<T> pow(const Tensor<T>& a, ScalarArg<T> p) {
   return record<T>("pow", kernels::map(a.value(), [p](T v) { return std::pow(v, p); }), {a},
                    [a, p](auto& g, const auto&) {
     a.accumulate_grad(into_grad(g, a.value(), [p](T gv, T v) { return gv * p * std::pow(v, p - T(1)); }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -201,7 +201,7 @@ Tensor<T> abs(const Tensor<T>& a) {
     a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) {
       return v > T(0) ? gv : v < T(0) ? -gv : T(0);  // g * sign(x)
     }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -228,7 +228,7 @@ Tensor<T> softplus(const Tensor<T>& a) {
                    }), {a},
                    [a](auto& g, const auto&) {  // sigmoid(x)
     a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(-v)); }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -238,7 +238,7 @@ Tensor<T> log_sigmoid(const Tensor<T>& a) {
                    }), {a},
                    [a](auto& g, const auto&) {  // sigmoid(-x)
     a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(v)); }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 // NaN stays NaN, as in PyTorch. The backward reads the output (y > 0 exactly where
@@ -258,7 +258,7 @@ Tensor<T> clamp(const Tensor<T>& a, ScalarArg<T> lo, ScalarArg<T> hi) {
     a.accumulate_grad(into_grad(g, a.value(), [lo, hi](T gv, T v) {
       return v >= lo && v <= hi ? gv : T(0);
     }));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 #define FLOWGRAD_ELEMENTWISE(T)                                                  \

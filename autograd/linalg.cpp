@@ -42,7 +42,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
                       gb.data() + i * b_stride, n);
       b.accumulate_grad(std::move(gb));
     }
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -78,7 +78,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       weight.accumulate_grad(std::move(gw));
     }
     if (db.requires_grad()) db.accumulate_grad(kernels::sum_to(g, Shape{std::size_t(out)}));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 #define FLOWGRAD_LINALG(T)                                         \

@@ -54,7 +54,7 @@ Tensor<T> sum(const Tensor<T>& a, Axes axes, bool keepdims) {
   return record<T>("sum", std::move(y), {a}, [da = sink(a), kept, in](auto& g, const auto&) {
     g.reshape(kept);
     da.accumulate_grad(kernels::broadcast_to(g, in));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -77,7 +77,7 @@ Tensor<T> max(const Tensor<T>& a, Axes axes, bool keepdims) {
     xt::xarray<T> is_max = xt::cast<T>(xt::equal(a.value(), m));
     xt::xarray<T> ties = reshaped<T>(xt::sum(is_max, axes, immediate), kept);
     a.accumulate_grad(is_max * (reshaped<T>(g, kept) / ties));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -93,7 +93,7 @@ Tensor<T> logsumexp(const Tensor<T>& a, Axes axes, bool keepdims) {
   xt::xarray<T> y = reshaped<T>(lse, reduced_shape(in, axes, keepdims));
   return record<T>("logsumexp", std::move(y), {a}, [a, lse, kept](const auto& g, const auto&) {
     a.accumulate_grad(xt::exp(a.value() - lse) * reshaped<T>(g, kept));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 #define FLOWGRAD_REDUCE(T)                                    \

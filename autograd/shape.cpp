@@ -61,7 +61,7 @@ Tensor<T> reshape(const Tensor<T>& a, const Shape& shape) {
   return record<T>("reshape", std::move(y), {a}, [da = sink(a), in](auto& g, const auto&) {
     g.reshape(in);
     da.accumulate_grad(std::move(g));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -89,7 +89,7 @@ Tensor<T> permute(const Tensor<T>& a, const std::vector<std::size_t>& perm) {
   xt::xarray<T> y = xt::transpose(a.value(), perm);
   return record<T>("permute", std::move(y), {a}, [da = sink(a), inverse](const auto& g, const auto&) {
     da.accumulate_grad(xt::xarray<T>(xt::transpose(g, inverse)));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -125,7 +125,7 @@ Tensor<T> slice(const Tensor<T>& a, std::size_t axis, std::size_t start, std::si
       copy_run(g.data() + (o * n + k) * inner, inner, gi.data() + source(o, k));
     });
     da.accumulate_grad(std::move(gi));
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>
@@ -169,7 +169,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& parts, std::size_t axis) {
       }, len);
       sinks[i].accumulate_grad(std::move(gi));
     }
-  }, false);
+  }, OutputUse::Unread);
 }
 
 template <class T>

@@ -57,7 +57,7 @@ void release_unread_value(TensorImpl<T>& t) noexcept {
 
 template <class T>
 Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inputs,
-                 typename Node<T>::Backward backward, bool reads_output) {
+                 typename Node<T>::Backward backward, OutputUse output) {
   if (profile::enabled()) profile::forward_op(op);
   bool needs = false;
   if (grad_enabled())
@@ -71,7 +71,7 @@ Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inp
     node->inputs = std::move(inputs);
     node->backward = std::move(backward);
     node->order = g_next_order++;
-    node->reads_output = reads_output;
+    node->reads_output = output == OutputUse::Read;
     for (auto& t : node->inputs)
       if (t.defined()) {
         t.edge_ = true;
@@ -170,9 +170,9 @@ template class Tensor<double>;
 template struct Node<float>;
 template struct Node<double>;
 template Tensor<float> record(const char*, xt::xarray<float>, std::vector<Tensor<float>>,
-                              Node<float>::Backward, bool);
+                              Node<float>::Backward, OutputUse);
 template Tensor<double> record(const char*, xt::xarray<double>, std::vector<Tensor<double>>,
-                               Node<double>::Backward, bool);
+                               Node<double>::Backward, OutputUse);
 template void release_unread_value(TensorImpl<float>&) noexcept;
 template void release_unread_value(TensorImpl<double>&) noexcept;
 

@@ -36,6 +36,11 @@ using ScalarArg = typename std::enable_if<std::is_arithmetic<T>::value, T>::type
 template <class T>
 void add_into(xt::xarray<T>& acc, const xt::xarray<T>& x);
 
+// What an op's backward closure reads of the op's own output (its `out` argument). Unread
+// lets the engine free the output's value as soon as no handle but the graph's holds it
+// (see Tensor::drop); when unsure, Read (the default) is always correct.
+enum class OutputUse { Read, Unread };
+
 // One recorded op. Its closure receives the gradient and value of the op's output,
 // so it never has to hold the output itself (that would be a cycle that leaks the graph).
 // grad_out belongs to the engine, which drops it right after the call: a closure may
@@ -154,7 +159,7 @@ class Tensor {
  private:
   template <class U>
   friend Tensor<U> record(const char*, xt::xarray<U>, std::vector<Tensor<U>>,
-                          typename Node<U>::Backward, bool);
+                          typename Node<U>::Backward, OutputUse);
 
   // Values die early, as in PyTorch: a value that only the graph's edges still point at,
   // and that no backward reads, is freed when its last other handle goes. Ops whose
@@ -218,11 +223,11 @@ class NoGrad {
 
 // Wrap an op's result. If grad is enabled and any input requires grad, the result
 // requires grad and remembers its inputs and backward closure; otherwise it is a
-// plain constant and the closure is dropped. reads_output = false promises that the
-// closure never reads its `out` argument (so the output may be freed early).
+// plain constant and the closure is dropped. OutputUse::Unread promises that the closure
+// never reads its `out` argument (so the output may be freed early).
 template <class T>
 Tensor<T> record(const char* op, xt::xarray<T> value, std::vector<Tensor<T>> inputs,
-                 typename Node<T>::Backward backward, bool reads_output = true);
+                 typename Node<T>::Backward backward, OutputUse output = OutputUse::Read);
 
 // Number of nodes alive in this process (for leak tests).
 std::size_t live_nodes();
