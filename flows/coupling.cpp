@@ -121,7 +121,7 @@ AffineCoupling<T>::AffineCoupling(xt::xarray<T> m, std::shared_ptr<nn::Layer<T>>
 }
 
 template <class T>
-typename AffineCoupling<T>::ShiftScale AffineCoupling<T>::shift_scale(const Tensor<T>& x) {
+typename AffineCoupling<T>::LogScaleShift AffineCoupling<T>::log_scale_and_shift(const Tensor<T>& x) {
   const Shape s = x.shape(), ms = mask.shape();
   if (s.size() != 4 || !std::equal(ms.begin(), ms.end(), s.begin() + 1))
     throw ShapeError("AffineCoupling: input " + shape_str(s) + " does not fit the mask " + shape_str(ms));
@@ -130,21 +130,20 @@ typename AffineCoupling<T>::ShiftScale AffineCoupling<T>::shift_scale(const Tens
   Shape want = s;
   want[1] *= 2;
   check_net_output("AffineCoupling", h, want);
-  auto st = chunk(h, 2, 1);
-  auto log_scale = mul(scale * tanh(st[0]), transformed);
-  return {log_scale, mul(st[1], transformed)};
+  auto halves = chunk(h, 2, 1);  // h_s, h_t
+  return {mul(scale * tanh(halves[0]), transformed), mul(halves[1], transformed)};
 }
 
 template <class T>
 FlowResult<T> AffineCoupling<T>::forward(const Tensor<T>& x) {
-  auto [s, t] = shift_scale(x);
-  return {x * exp(s) + t, sum_per_example(s)};
+  auto [log_scale, shift] = log_scale_and_shift(x);
+  return {x * exp(log_scale) + shift, sum_per_example(log_scale)};
 }
 
 template <class T>
 FlowResult<T> AffineCoupling<T>::inverse(const Tensor<T>& y) {
-  auto [s, t] = shift_scale(y);  // y * m == x * m: the net sees the same input
-  return {(y - t) * exp(-s), -sum_per_example(s)};
+  auto [log_scale, shift] = log_scale_and_shift(y);  // y * m == x * m: the net sees the same input
+  return {(y - shift) * exp(-log_scale), -sum_per_example(log_scale)};
 }
 
 // ---------------------------------------------------------------- Glow
@@ -179,14 +178,14 @@ typename GlowCoupling<T>::ShiftScale GlowCoupling<T>::shift_scale(const char* op
   want[1] = channels;
   check_net_output(op, h, want);
   auto shift = slice(h, 1, 0, channels, 2);
-  auto raw = slice(h, 1, 1, channels, 2);
+  auto h_s = slice(h, 1, 1, channels, 2);
   if (scale_clamp_ > 0) {
     const T c = T(scale_clamp_);
-    auto log_scale = tanh(raw * (T(1) / c)) * c;
+    auto log_scale = tanh(h_s * (T(1) / c)) * c;
     return {shift, exp(log_scale), log_scale};
   }
-  raw = raw + T(2);
-  return {shift, sigmoid(raw), log_sigmoid(raw)};
+  h_s = h_s + T(2);
+  return {shift, sigmoid(h_s), log_sigmoid(h_s)};
 }
 
 template <class T>

@@ -49,9 +49,11 @@ template <class T> xt::xarray<T> channel_mask(std::size_t c, std::size_t h, std:
 
 // Real NVP's affine coupling with a fixed mask m (buffer `mask`, shape (C, H, W)), as the
 // reference's AffineCoupling:
-//   s, t = net(x * m).chunk(2, 1);  s = scale * tanh(s) * (1 - m);  t = t * (1 - m)
-//   y = x * exp(s) + t;  logdet = sum(s)
-// `scale` is a parameter of shape (C, 1, 1), initialised to 1; net maps C -> 2C channels.
+//   h_s, h_t = net(x * m).chunk(2, 1)
+//   log_scale = scale * tanh(h_s) * (1 - m),  shift = h_t * (1 - m)
+//   y = x * exp(log_scale) + shift,  logdet = sum(log_scale)
+// `scale` (the reference's name) is the learned bound of |log_scale|, a parameter of shape
+// (C, 1, 1) initialised to 1; net maps C -> 2C channels.
 template <class T = float>
 class AffineCoupling : public Flow<T> {
  public:
@@ -63,18 +65,18 @@ class AffineCoupling : public Flow<T> {
   std::shared_ptr<nn::Layer<T>> net;
 
  private:
-  struct ShiftScale { Tensor<T> s, t; };
-  ShiftScale shift_scale(const Tensor<T>& x);
+  struct LogScaleShift { Tensor<T> log_scale, shift; };
+  LogScaleShift log_scale_and_shift(const Tensor<T>& x);
 };
 
 // Glow's coupling on channels, as the reference's GlowCoupling: xa, xb = chunk(x, 2, 1),
-// h = net(xa), shift = h[:, 0::2], raw = h[:, 1::2] (net maps C/2 -> C channels):
+// h = net(xa), shift = h[:, 0::2], h_s = h[:, 1::2] (net maps C/2 -> C channels):
 //   yb = (xb + shift) * scale,  logdet = sum log scale,  y = cat(xa, yb).
 // The scale map, by `scale_clamp`:
-//   0 (the reference, openai/glow):  scale = sigmoid(raw + 2). It only contracts towards the
-//     latent, and sampling divides by it: a very negative raw overflows a sample.
-//   c > 0:  log scale = c * tanh(raw / c), so scale lies in [e^-c, e^c] both ways and every
-//     coupling's inverse is bounded by construction; scale = 1 at raw = 0.
+//   0 (the reference, openai/glow):  scale = sigmoid(h_s + 2). It only contracts towards the
+//     latent, and sampling divides by it: a very negative h_s overflows a sample.
+//   c > 0:  log scale = c * tanh(h_s / c), so scale lies in [e^-c, e^c] both ways and every
+//     coupling's inverse is bounded by construction; scale = 1 at h_s = 0.
 // Additive (affine = false): yb = xb + h, logdet = 0 (net maps C/2 -> C/2).
 template <class T = float>
 class GlowCoupling : public Flow<T> {

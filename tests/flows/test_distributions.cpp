@@ -107,16 +107,16 @@ TEST_CASE("split: a capped prior keeps log sigma <= 0, bends log sigma > 0 below
   perturb(capped, 0.2, 21);
   prior->logs.value().fill(0.3);  // ZeroConv's output times e^0.9: log sigma past the cap both ways
   auto parts = capped.split(Tensor<double>(x));
-  Arr raw, logs;
+  Arr unbounded, logs;
   {
     NoGrad no_grad;
-    raw = std::dynamic_pointer_cast<flows::DiagonalGaussian<double>>(free.prior_given(parts.kept))->log_scale().value();
+    unbounded = std::dynamic_pointer_cast<flows::DiagonalGaussian<double>>(free.prior_given(parts.kept))->log_scale().value();
     logs = std::dynamic_pointer_cast<flows::DiagonalGaussian<double>>(capped.prior_given(parts.kept))->log_scale().value();
   }
-  REQUIRE(xt::amax(raw)() > cap);  // both sides of 0 and past the cap are exercised
-  REQUIRE(xt::amin(raw)() < -1.0);
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    const double r = raw.data()[i], l = logs.data()[i];
+  REQUIRE(xt::amax(unbounded)() > cap);  // both sides of 0 and past the cap are exercised
+  REQUIRE(xt::amin(unbounded)() < -1.0);
+  for (std::size_t i = 0; i < unbounded.size(); ++i) {
+    const double r = unbounded.data()[i], l = logs.data()[i];
     CHECK(l == doctest::Approx(r > 0 ? cap * std::tanh(r / cap) : r).epsilon(1e-14));
     CHECK(l <= cap);  // < in exact arithmetic; tanh rounds to 1 far out
   }

@@ -171,10 +171,10 @@ struct ConstantNet : nn::Layer<double> {
 
 TEST_CASE("a coupling whose net outputs +-1e3 still inverts to finite values with a finite logdet") {
   const Arr y = randn({2, 4, 3, 3}, 49, 3.0);
-  for (double raw : {1e3, -1e3}) {
-    CAPTURE(raw);
+  for (double net_out : {1e3, -1e3}) {
+    CAPTURE(net_out);
     // Glow with the bounded scale: |log scale| <= c, so 1 / scale <= e^c.
-    flows::GlowCoupling<double> glow(std::make_shared<ConstantNet>(raw, 4), true, 2.0);
+    flows::GlowCoupling<double> glow(std::make_shared<ConstantNet>(net_out, 4), true, 2.0);
     auto inv = glow.inverse(Tensor<double>(y));
     CHECK(xt::all(xt::isfinite(inv.y.value())));
     CHECK(xt::all(xt::isfinite(inv.logdet.value())));
@@ -184,7 +184,7 @@ TEST_CASE("a coupling whose net outputs +-1e3 still inverts to finite values wit
     CHECK(max_abs_diff(back.logdet.value(), -inv.logdet.value()) < 1e-9);
     // Real NVP's s = scale * tanh(h) is bounded by its scale parameter (1 at init).
     flows::AffineCoupling<double> nvp(flows::checkerboard_mask<double>(4, 3, 3, 0),
-                                      std::make_shared<ConstantNet>(raw, 8));
+                                      std::make_shared<ConstantNet>(net_out, 8));
     auto inv2 = nvp.inverse(Tensor<double>(y));
     CHECK(xt::all(xt::isfinite(inv2.y.value())));
     CHECK(xt::all(xt::isfinite(inv2.logdet.value())));
