@@ -1,0 +1,32 @@
+// apps/example_train.cpp, the loop a student copies, trains and samples on its own.
+#include <doctest/doctest.h>
+
+#include "app_test.hpp"
+
+#include <cstdio>
+#include <string>
+
+using namespace flowgrad::testing;
+using namespace app_test;
+
+TEST_CASE("the example training program learns on a small IDX set and writes its samples") {
+  TempDir tmp;
+  write_idx_set(tmp / "data", 128);
+  const std::string exe = FLOWGRAD_BUILD_DIR "/apps/example_train";
+  const auto r = run_command(exe + " " + (tmp / "data") + " 60 " + (tmp / "s.png") + " 2>&1");
+  CAPTURE(r.out);
+  REQUIRE(r.code == 0);
+  // "step 1  X bits/dim" ... "step 50  Y bits/dim": Y well below X.
+  double first = 0, later = 0;
+  REQUIRE(std::sscanf(r.out.c_str(), "step 1 %lf", &first) == 1);
+  const auto at50 = r.out.find("step 50 ");
+  REQUIRE(at50 != std::string::npos);
+  REQUIRE(std::sscanf(r.out.c_str() + at50, "step 50 %lf", &later) == 1);
+  CHECK(later < first - 0.5);
+  CHECK(is_png(tmp / "s.png"));
+
+  const auto bad = run_command(exe + " " + (tmp / "missing") + " 2>&1");
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.out, "example_train: "));
+  CHECK(contains(bad.out, "missing"));
+}
