@@ -1,12 +1,16 @@
-// flowgrad as a dependency: `meson install` puts headers and flowgrad.pc in place, and a
-// tiny app (tests/consumer/main.cpp) compiles against them with pkg-config and runs.
+// flowgrad as a dependency, both ways a user takes it: `meson install` puts headers and
+// flowgrad.pc in place and a tiny app (tests/consumer/main.cpp) compiles against them with
+// pkg-config; and the same app builds flowgrad as a meson subproject.
 #include <doctest/doctest.h>
 
 #include "support.hpp"
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 // Runs a shell command with stderr folded into stdout.
@@ -45,6 +49,43 @@ TEST_CASE("an installed flowgrad builds a tiny app through pkg-config") {
   REQUIRE(built == 0);
   const std::string libdir = pc_dir + "/..";  // flowgrad.pc sits in libdir/pkgconfig
   REQUIRE(run("LD_LIBRARY_PATH='" + libdir + "' '" + exe + "'", out) == 0);
+  CHECK(out == "w = 3.000, b = -1.000\n");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("tests/consumer builds flowgrad as a meson subproject, optimised under a debug parent") {
+  std::string out;
+  if (run("command -v meson && command -v ninja", out) != 0) {
+    MESSAGE("skipped: meson or ninja missing");
+    return;
+  }
+  const auto dir = std::filesystem::temp_directory_path() / "flowgrad-subproject-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "subprojects");
+  for (const char* file : {"meson.build", "main.cpp"})
+    std::filesystem::copy_file(FLOWGRAD_SOURCE_DIR "/tests/consumer/" + std::string(file), dir / file);
+  std::filesystem::create_directory_symlink(FLOWGRAD_SOURCE_DIR, dir / "subprojects" / "flowgrad");
+  const std::string build = (dir / "build").string();
+  // meson's default buildtype, debug: what a parent project gets unless it says otherwise.
+  const int configured = run("cd '" + dir.string() + "' && meson setup build --buildtype=debug", out);
+  INFO(out);
+  REQUIRE(configured == 0);
+  // Every compile of the library ends its optimisation flags with -O2.
+  std::ifstream commands(build + "/compile_commands.json");
+  const auto json = nlohmann::json::parse(commands);
+  std::size_t library_files = 0;
+  for (const auto& c : json) {
+    const std::string file = c["file"], command = c["command"];
+    if (file.find("subprojects/flowgrad/") == std::string::npos) continue;
+    ++library_files;
+    const auto o2 = command.rfind("-O2"), o0 = command.rfind("-O0");
+    CHECK_MESSAGE((o2 != std::string::npos && (o0 == std::string::npos || o2 > o0)), file);
+  }
+  CHECK(library_files > 20);
+  const int built = run("ninja -C '" + build + "'", out);
+  INFO(out);
+  REQUIRE(built == 0);
+  REQUIRE(run("'" + build + "/fit_line'", out) == 0);
   CHECK(out == "w = 3.000, b = -1.000\n");
   std::filesystem::remove_all(dir);
 }
