@@ -89,3 +89,40 @@ TEST_CASE("tests/consumer builds flowgrad as a meson subproject, optimised under
   CHECK(out == "w = 3.000, b = -1.000\n");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a declared template that its .cpp does not instantiate fails the build, naming the line to add") {
+  std::string out;
+  if (run("command -v python3", out) != 0) {
+    MESSAGE("skipped: python3 missing");
+    return;
+  }
+  const auto dir = std::filesystem::temp_directory_path() / "flowgrad-instantiation-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "autograd");
+  const auto write = [&](const std::string& name, const std::string& text) { std::ofstream(dir / name) << text; };
+  write("autograd/softsign.hpp",
+        "#pragma once\n#include \"autograd/tensor.hpp\"\nnamespace flowgrad {\n"
+        "template <class T> Tensor<T> softsign(const Tensor<T>& a);  // x / (1 + |x|)\n"
+        "template <class T> Tensor<T> elu(const Tensor<T>& a, ScalarArg<T> alpha = 1);\n}\n");
+  const std::string body = "#include \"autograd/softsign.hpp\"\n#include \"autograd/instantiate.hpp\"\n"
+                           "namespace flowgrad {\ntemplate <class T> Tensor<T> softsign(const Tensor<T>& a) { return a; }\n"
+                           "template <class T> Tensor<T> elu(const Tensor<T>& a, ScalarArg<T>) { return a; }\n";
+  const std::string check = "python3 '" FLOWGRAD_SOURCE_DIR "/scripts/check_instantiations.py' --root '" +
+                            dir.string() + "' '" + (dir / "stamp.hpp").string() + "' '" +
+                            (dir / "autograd/softsign.hpp").string() + "' '" + (dir / "autograd/softsign.cpp").string() + "'";
+
+  write("autograd/softsign.cpp", body + "#define SOFTSIGN(T) template Tensor<T> softsign(const Tensor<T>&);\n"
+                                        "FLOWGRAD_FOR_EACH_SCALAR(SOFTSIGN)\n}\n");
+  CHECK(run(check, out) != 0);
+  INFO(out);
+  CHECK(out.find("autograd/softsign.hpp:5: elu is declared here but autograd/softsign.cpp does not instantiate it "
+                 "for float and double; add `template Tensor<T> elu(const Tensor<T>& a, T alpha);`") != std::string::npos);
+  CHECK(out.find("softsign is declared") == std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "stamp.hpp"));
+
+  write("autograd/softsign.cpp", body + "#define SOFTSIGN(T) template Tensor<T> softsign(const Tensor<T>&); \\\n"
+                                        "  template Tensor<T> elu(const Tensor<T>&, T);\nFLOWGRAD_FOR_EACH_SCALAR(SOFTSIGN)\n}\n");
+  CHECK(run(check, out) == 0);
+  CHECK(std::filesystem::exists(dir / "stamp.hpp"));
+  std::filesystem::remove_all(dir);
+}
