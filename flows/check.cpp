@@ -7,24 +7,6 @@
 #include "flows/linalg.hpp"
 
 namespace flowgrad::flows {
-namespace {
-double max_abs_diff(const xt::xarray<double>& a, const xt::xarray<double>& b) {
-  if (a.shape() != b.shape()) return INFINITY;
-  double worst = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double d = std::abs(a.data()[i] - b.data()[i]);
-    if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;
-  }
-  return worst;
-}
-
-void perturb(Flow<double>& flow, double scale, std::mt19937_64& rng) {
-  std::normal_distribution<double> normal;
-  for (auto& [name, p] : flow.named_parameters())
-    for (auto& v : p.value()) v += scale * normal(rng);
-}
-}  // namespace
-
 std::vector<xt::xarray<double>> per_example_jacobians(const std::function<Tensor<double>(const Tensor<double>&)>& f,
                                                      const xt::xarray<double>& x0) {
   Tensor<double> x(x0, true);
@@ -61,8 +43,8 @@ FlowCheckResult check_flow(Flow<double>& flow, const xt::xarray<double>& x, Flow
     r.ok = r.ok && ok;
     report << (ok ? "  ok    " : "  FAIL  ") << what << ": " << error << " (allowed " << tol << ")\n";
   };
-  std::mt19937_64 rng(o.seed);
-  if (o.perturb > 0) perturb(flow, o.perturb, rng);
+  if (o.perturb > 0) perturb_parameters(flow, o.perturb, o.seed);
+  std::mt19937_64 rng(o.seed + 1);  // for y ~ N(0, 1)
   const std::size_t batch = x.dimension() ? x.shape()[0] : 0;
 
   const auto fw = flow.forward(Tensor<double>(x));

@@ -11,13 +11,16 @@
 // ZeroConv2d) is the identity, which would pass every check whatever its code.
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <ostream>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "autograd/gradcheck.hpp"
 #include "flows/flow.hpp"
+#include "nn/module.hpp"
 
 namespace flowgrad::flows {
 
@@ -45,6 +48,29 @@ struct FlowCheckResult {
 inline std::ostream& operator<<(std::ostream& os, const FlowCheckResult& r) { return os << r.report; }
 
 FlowCheckResult check_flow(Flow<double>& flow, const xt::xarray<double>& x, FlowCheckOptions options = {});
+
+// Every parameter += scale * N(0, 1), drawn from `seed`: what check_flow does first, for
+// tests of your own (a zero-initialised layer would pass them whatever its code).
+template <class T>
+void perturb_parameters(nn::Module<T>& module, double scale, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  for (auto& [name, p] : module.named_parameters())
+    for (auto& v : p.value()) v += T(scale * normal(rng));
+}
+
+// Worst |a - b| over the elements; infinite when the sizes differ or a NaN is met.
+template <class A, class B>
+double max_abs_diff(const A& a, const B& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double worst = 0;
+  auto ib = b.begin();
+  for (auto ia = a.begin(); ia != a.end(); ++ia, ++ib) {
+    const double d = std::abs(double(*ia) - double(*ib));
+    if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;
+  }
+  return worst;
+}
 
 // J[b](i, j) = d f(x)[b, i] / d x[b, j] for a function acting on each example separately.
 std::vector<xt::xarray<double>> per_example_jacobians(const std::function<Tensor<double>(const Tensor<double>&)>& f,

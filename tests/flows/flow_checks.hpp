@@ -1,4 +1,4 @@
-// Helpers for the flows tests: random arrays and parameter perturbation; the whole check
+// Helpers for the flows tests: random arrays; the whole check
 // of one flow layer is the library's flows::check_flow (flows/check.hpp).
 #pragma once
 
@@ -32,28 +32,9 @@ inline Arr rand_uniform(const Shape& shape, unsigned seed, double lo, double hi)
   return a;
 }
 
-// Every parameter += scale * N(0, 1): zero-initialised layers become non-trivial.
-template <class T>
-void perturb(nn::Module<T>& m, double scale, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> n;
-  for (auto& [name, p] : m.named_parameters())
-    for (auto& v : p.value()) v += T(scale * n(rng));
-}
-
-template <class A, class B>
-double max_abs_diff(const A& a, const B& b) {
-  if (a.size() != b.size()) return INFINITY;
-  double worst = 0;
-  auto ib = b.begin();
-  for (auto ia = a.begin(); ia != a.end(); ++ia, ++ib) {
-    const double d = std::abs(double(*ia) - double(*ib));
-    if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;
-  }
-  return worst;
-}
-
-// The Jacobian-based logdet check is the library's (flows/check.hpp).
+// The Jacobian-based logdet check and these helpers are the library's (flows/check.hpp).
 using flows::logdet_error;
+using flows::max_abs_diff;
+using flows::perturb_parameters;
 
 }  // namespace flow_checks

@@ -81,7 +81,7 @@ struct TwoD : flows::FlowModel<double> {
 TEST_CASE("a 2-D flow of the library's layers integrates to 1") {
   manual_seed(1);  // the layers' random init: some draws put mass beyond the grid
   TwoD model;
-  perturb(model, 0.3, 1);
+  perturb_parameters(model, 0.3, 1);
   // Sanity: it is still invertible and its logdet is the Jacobian's.
   Arr probe = randn({3, 2}, 2);
   auto lat = model.forward(Tensor<double>(probe));

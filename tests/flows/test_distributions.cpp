@@ -85,7 +85,7 @@ TEST_CASE("split: which half is factored out, merge inverts it, conditional prio
   }
   auto prior = std::make_shared<nn::ZeroConv2d<double>>(2, 4);
   flows::Split<double> s(flows::FactorOut::Second, prior);
-  perturb(s, 0.2, 11);
+  perturb_parameters(s, 0.2, 11);
   auto parts = s.split(Tensor<double>(x));
   std::vector<std::string> names;
   for (auto& [n, t] : s.named_parameters()) names.push_back(n);
@@ -104,7 +104,7 @@ TEST_CASE("split: a capped prior keeps log sigma <= 0, bends log sigma > 0 below
   auto prior = std::make_shared<nn::ZeroConv2d<double>>(2, 4);
   flows::Split<double> capped(flows::FactorOut::Second, prior, cap);
   flows::Split<double> free(flows::FactorOut::Second, prior);  // the same net, unbounded
-  perturb(capped, 0.2, 21);
+  perturb_parameters(capped, 0.2, 21);
   prior->logs.value().fill(0.3);  // ZeroConv's output times e^0.9: log sigma past the cap both ways
   auto parts = capped.split(Tensor<double>(x));
   Arr unbounded, logs;

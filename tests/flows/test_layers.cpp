@@ -59,7 +59,7 @@ TEST_CASE("NICE additive coupling, both parities, and the diagonal scaling") {
     check_layer(f, randn({3, 8}, 1 + parity));
   }
   flows::DiagonalScaling<double> s(Shape{8});
-  perturb(s, 0.5, 3);
+  perturb_parameters(s, 0.5, 3);
   check_layer(s, randn({3, 8}, 4));
 }
 
@@ -84,13 +84,13 @@ TEST_CASE("Real NVP affine coupling: checkerboard and channel masks") {
   for (int parity : {0, 1}) {
     flows::AffineCoupling<double> f(flows::checkerboard_mask<double>(2, 4, 4, parity),
                                     std::make_shared<nn::ResNetST<double>>(2, 6, 1));
-    perturb(f, 0.1, 10 + parity);
+    perturb_parameters(f, 0.1, 10 + parity);
     check_layer(f, randn({2, 2, 4, 4}, 12 + parity));
   }
   for (bool first : {true, false}) {
     flows::AffineCoupling<double> f(flows::channel_mask<double>(4, 2, 2, first),
                                     std::make_shared<nn::ResNetST<double>>(4, 6, 1));
-    perturb(f, 0.1, 20 + first);
+    perturb_parameters(f, 0.1, 20 + first);
     check_layer(f, randn({2, 4, 2, 2}, 22 + first));
   }
 }
@@ -109,7 +109,7 @@ TEST_CASE("affine coupling masks match the reference's") {
   auto r = f.forward(Tensor<double>(x));
   CHECK(max_abs_diff(r.y.value(), x) == 0.0);
   CHECK(max_abs_diff(r.logdet.value(), Arr{0.0, 0.0}) == 0.0);
-  perturb(f, 0.2, 31);
+  perturb_parameters(f, 0.2, 31);
   Arr y = f.forward(Tensor<double>(x)).y.value();
   CHECK(y(0, 0, 0, 0) == x(0, 0, 0, 0));
   CHECK(y(0, 0, 0, 1) != x(0, 0, 0, 1));
@@ -119,7 +119,7 @@ TEST_CASE("Glow coupling, affine and additive") {
   manual_seed(500);
   {
     flows::GlowCoupling<double> f(flows::glow_coupling_net<double>(2, 4, 6), true);
-    perturb(f, 0.1, 40);
+    perturb_parameters(f, 0.1, 40);
     check_layer(f, randn({2, 4, 3, 3}, 41));
   }
   {
@@ -127,7 +127,7 @@ TEST_CASE("Glow coupling, affine and additive") {
         std::make_shared<nn::Conv2d<double>>(2, 6, 3, 3, 1, 1), std::make_shared<nn::ReLU<double>>(),
         std::make_shared<nn::ZeroConv2d<double>>(6, 2)});
     flows::GlowCoupling<double> f(net, false);
-    perturb(f, 0.1, 42);
+    perturb_parameters(f, 0.1, 42);
     check_layer(f, randn({2, 4, 3, 3}, 43));
     // A net with the wrong output width is caught, naming the layer.
     flows::GlowCoupling<double> wrong(flows::glow_coupling_net<double>(2, 4, 6), false);
@@ -140,14 +140,14 @@ TEST_CASE("Glow coupling with the bounded scale exp(c tanh(h / c)), plain and Ac
   for (double clamp : {0.5, 2.0}) {
     CAPTURE(clamp);
     flows::GlowCoupling<double> f(flows::glow_coupling_net<double>(2, 4, 6), true, clamp);
-    perturb(f, 0.3, 45);
+    perturb_parameters(f, 0.3, 45);
     check_layer(f, randn({2, 4, 3, 3}, 46));
   }
   // openai/glow's nets: ActNorm after each hidden conv (initialised from the first batch).
   flows::GlowCoupling<double> f(flows::glow_coupling_net<double>(2, 4, 6, true), true, 2.0);
   const Arr x = randn({3, 4, 3, 3}, 47);
   f.forward(Tensor<double>(x));  // data-dependent init of the nets' ActNorms
-  perturb(f, 0.2, 48);
+  perturb_parameters(f, 0.2, 48);
   check_layer(f, x);
   CHECK_THROWS_AS(flows::GlowCoupling<double>(flows::glow_coupling_net<double>(2, 4, 6), true, -1.0),
                   std::invalid_argument);
@@ -198,11 +198,11 @@ TEST_CASE("ActNorm") {
   manual_seed(600);
   flows::ActNorm<double> f(3);
   f.set_data_init(false);
-  perturb(f, 0.3, 50);
+  perturb_parameters(f, 0.3, 50);
   check_layer(f, randn({2, 3, 4, 4}, 51));
   flows::ActNorm<double> flat(3, 2);
   flat.set_data_init(false);
-  perturb(flat, 0.3, 52);
+  perturb_parameters(flat, 0.3, 52);
   check_layer(flat, randn({4, 3}, 53));
   CHECK_THROWS_AS(f.forward(Tensor<double>(randn({2, 4, 2, 2}, 54))), ShapeError);
 }
@@ -210,11 +210,11 @@ TEST_CASE("ActNorm") {
 TEST_CASE("invertible 1x1 convolution: dense and LU") {
   manual_seed(700);
   flows::InvConv1x1<double> dense(4);
-  perturb(dense, 0.2, 60);
+  perturb_parameters(dense, 0.2, 60);
   check_layer(dense, randn({2, 4, 3, 3}, 61));
   check_layer(dense, randn({3, 4}, 62));
   flows::InvConv1x1LU<double> lu(4);
-  perturb(lu, 0.2, 63);
+  perturb_parameters(lu, 0.2, 63);
   check_layer(lu, randn({2, 4, 3, 3}, 64));
   check_layer(lu, randn({3, 4}, 65));
 }
@@ -287,7 +287,7 @@ TEST_CASE("FlowSequence sums logdets and inverts in reverse order") {
   seq.push_back(std::make_shared<flows::GlowCoupling<double>>(flows::glow_coupling_net<double>(2, 4, 6)));
   seq.push_back(std::make_shared<flows::Squeeze<double>>());
   seq.push_back(std::make_shared<flows::InvConv1x1<double>>(16));
-  perturb(seq, 0.1, 90);
+  perturb_parameters(seq, 0.1, 90);
   Arr x = randn({2, 4, 2, 2}, 91);
   check_layer(seq, x, false);
   // The sum of the parts' logdets.

@@ -37,7 +37,7 @@ Shape batch_of(std::size_t n, const Shape& per_example) {
 void check_model(flows::FlowModel<double>& model, const std::string& label, unsigned seed) {
   CAPTURE(label);
   model.set_actnorm_data_init(false);
-  perturb(model, 0.05, seed);
+  perturb_parameters(model, 0.05, seed);
   Errors& e = worst[model.name()];
   const Arr x = rand_uniform(batch_of(2, model.input_shape()), seed + 1, 0.02, 0.98);
   auto lat = model.forward(Tensor<double>(x));
@@ -110,7 +110,7 @@ TEST_CASE("NICE log p = logistic log p(z) + sum log_scale, as the reference comp
   flows::NICEConfig cfg;
   cfg.dim = 6, cfg.hidden = 5, cfg.layers = 1, cfg.couplings = 2;
   flows::NICE<double> model(cfg);
-  perturb(model, 0.1, 120);
+  perturb_parameters(model, 0.1, 120);
   Arr x = rand_uniform({3, 6}, 121, 0, 1);
   auto lat = model.forward(Tensor<double>(x));
   const Arr& z = lat.zs[0].value();
@@ -145,7 +145,7 @@ TEST_CASE("Real NVP factors out the first half under N(0, I), as the reference")
   flows::RealNVPConfig cfg;
   cfg.height = cfg.width = 4, cfg.mid = 4, cfg.blocks = 1;
   flows::RealNVP<double> model(cfg);
-  perturb(model, 0.05, 220);
+  perturb_parameters(model, 0.05, 220);
   Arr x = rand_uniform({2, 1, 4, 4}, 221, 0, 1);
   auto lat = model.forward(Tensor<double>(x));
   REQUIRE(lat.zs.size() == 2);
@@ -241,7 +241,7 @@ TEST_CASE("Glow keeps the first half and models the second with the ZeroConv pri
     Arr want = g.log_prob(lat.zs[0]).value() + g.log_prob(lat.zs[1]).value() + lat.logdet.value();
     CHECK(max_abs_diff(model.log_prob(Tensor<double>(x)).value(), want) < 1e-12);
   }
-  perturb(model, 0.1, 331);
+  perturb_parameters(model, 0.1, 331);
   auto level = [&](std::size_t l) {
     return std::dynamic_pointer_cast<flows::Flow<double>>(model.levels->children().at(l).second);
   };
@@ -315,7 +315,7 @@ TEST_CASE("the whole Glow bench config in float32 inverts to 1e-4") {
   auto model = flows::make_bench_model<float>("glow");
   const xt::xarray<float> x = xt::cast<float>(rand_uniform({4, 1, 28, 28}, 400, 0, 1));
   model->forward(Tensor<float>(x));  // training mode: ActNorm's data-dependent init
-  perturb(*model, 0.01, 401);
+  perturb_parameters(*model, 0.01, 401);
   NoGrad no_grad;
   auto lat = model->forward(Tensor<float>(x));
   const double inv_err = max_abs_diff(model->inverse(lat.zs).y.value(), x);
