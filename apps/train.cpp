@@ -281,6 +281,8 @@ class Training {
  private:
   void restore();
   void print_header() const;
+  void show_progress(std::int64_t done);  // on a terminal every step, in a log every 10 s
+  void print_summary() const;
   // One optimisation step on the next batch; throws when the loss or gradient is not finite.
   void step();
   void evaluate();
@@ -319,6 +321,7 @@ class Training {
   std::int64_t first_step_ = 0, last_checkpoint_step_ = 0;
   std::chrono::steady_clock::time_point start_;
   std::unique_ptr<Progress> progress_;
+  std::chrono::steady_clock::time_point last_progress_;  // of the last line shown
   double last_test_bpd_ = NAN, last_bpd_ = NAN;
   // Step time in this process, after its first few steps (allocation, caches).
   double timed_seconds_ = 0, train_seconds_ = 0;
@@ -615,18 +618,11 @@ void Training::run() {
                 (long long)opt_->step_count(), limits_text().c_str());
     return;
   }
-  auto last_log = std::chrono::steady_clock::now() - std::chrono::hours(1);
   for (;;) {
     const bool epoch_end = st_.batch_in_epoch + 1 == per_epoch_;
     step();
     const std::int64_t done = opt_->step_count();
-    const auto now = std::chrono::steady_clock::now();
-    if (progress_->tty() || now - last_log >= std::chrono::seconds(10) || done == first_step_ + 1) {
-      last_log = now;
-      progress_->update(std::size_t(done), st_.epochs_done + (st_.batch_in_epoch ? 1 : 0),
-                        last_bpd_,
-                        double(images_done_) / std::max(train_seconds_, 1e-9));
-    }
+    show_progress(done);
     if (args_.debug_interrupt_at_step && std::size_t(done) == args_.debug_interrupt_at_step) g_interrupted = 1;
     const bool interrupted = g_interrupted != 0;
     if (schedule_.end == 0 && t_.lr_decay == "cosine" && t_.minutes > 0 && done >= plan_at_ && timed_steps_ >= 10 &&
@@ -648,6 +644,18 @@ void Training::run() {
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   progress_->finish();
+  print_summary();
+}
+
+void Training::show_progress(std::int64_t done) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!progress_->tty() && now - last_progress_ < std::chrono::seconds(10) && done != first_step_ + 1) return;
+  last_progress_ = now;
+  progress_->update(std::size_t(done), st_.epochs_done + (st_.batch_in_epoch ? 1 : 0), last_bpd_,
+                    double(images_done_) / std::max(train_seconds_, 1e-9));
+}
+
+void Training::print_summary() const {
   const std::string& run_dir = place_.run_dir;
   const std::string dir = run_dir + (run_dir.empty() || run_dir.back() == '/' ? "" : "/");
   std::printf("done: step %lld (%s epochs), %s\n", (long long)opt_->step_count(),
