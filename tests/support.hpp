@@ -16,6 +16,16 @@
 #include "autograd/atomic_file.hpp"
 #include "autograd/tensor.hpp"
 
+// Defined when built with AddressSanitizer (gcc or clang): a few tests of the allocator
+// and of address-space limits cannot run under its own allocator.
+#if defined(__SANITIZE_ADDRESS__)
+#define FLOWGRAD_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FLOWGRAD_UNDER_ASAN 1
+#endif
+#endif
+
 namespace flowgrad::testing {
 
 // A fresh directory under the system's temp dir, removed with everything in it.

@@ -307,9 +307,10 @@ TEST_CASE("the schedule: cosine to 0 at the end of a step budget; a longer budge
   CHECK(ck.metadata.at("schedule_end") == "16");
 
   // A tampered schedule is refused, naming the key.
-  for (auto [key, value] : {std::pair<const char*, const char*>{"schedule_end", "-3"}, {"schedule_start", "99"},
-                            {"grad_norm_average", "nan"}}) {
-    CAPTURE(key);
+  for (auto key_value : {std::pair<const char*, const char*>{"schedule_end", "-3"}, {"schedule_start", "99"},
+                         {"grad_norm_average", "nan"}}) {
+    const auto [key, value] = key_value;
+    CAPTURE(key_value.first);  // not a structured binding: clang 14 cannot capture one
     SafeTensors bad = ck;
     bad.metadata[key] = value;
     flowgrad::nn::save_safetensors(out + "/checkpoint.safetensors", bad.tensors, bad.metadata);
@@ -399,8 +400,9 @@ TEST_CASE("a non-finite loss stops training, names the step, keeps the last chec
   CHECK(contains(r.out, "(step 4)"));
   const SafeTensors ck = load_safetensors(out + "/checkpoint.safetensors");
   CHECK(ck.metadata.at("step") == "4");
-  for (const auto& [name, v] : ck.tensors) {
-    CAPTURE(name);
+  for (const auto& entry : ck.tensors) {
+    const auto& [name, v] = entry;
+    CAPTURE(entry.first);  // not a structured binding: clang 14 cannot capture one
     if (flowgrad::nn::dtype_of(v) != flowgrad::nn::DType::F32) continue;  // Adam's step counts
     const auto a = flowgrad::nn::float_array<float>(v, name);
     bool finite = true;

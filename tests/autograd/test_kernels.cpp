@@ -20,6 +20,7 @@
 #include "autograd/memory.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/profile.hpp"
+#include "support.hpp"
 
 using namespace flowgrad;
 using In = std::vector<Tensor<double>>;
@@ -88,7 +89,9 @@ Shape broadcast(const Shape& a, const Shape& b) {
 TEST_CASE("broadcast_zip and sum_to agree with xtensor") {
   at_each_thread_count([] {
     unsigned seed = 1;
-    for (const auto& [as, bs] : kPairs) {
+    for (const auto& shapes : kPairs) {
+      const Shape& as = shapes.first;  // not a structured binding: clang 14 cannot capture one
+      const Shape& bs = shapes.second;
       CAPTURE(shape_str(as));
       CAPTURE(shape_str(bs));
       const auto a = random_array<float>(as, seed++), b = random_array<float>(bs, seed++);
@@ -199,6 +202,10 @@ TEST_CASE("the profiler charges ops forward and backward") {
 }
 
 TEST_CASE("retain_freed_memory: a second round of the same allocations does not fault") {
+#ifdef FLOWGRAD_UNDER_ASAN
+  MESSAGE("skipped under AddressSanitizer: its own allocator ignores glibc's mallopt settings");
+  return;
+#endif
   REQUIRE(retain_freed_memory());
   auto faults = [] {
     rusage u{};

@@ -163,14 +163,6 @@ TEST_CASE("Readers refuse a FIFO, a device and a directory at once, without bloc
   CHECK(contains(msg, "labels: expected a file, found a directory"));
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define FLOWGRAD_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FLOWGRAD_UNDER_ASAN 1
-#endif
-#endif
-
 TEST_CASE("Running out of memory is a DataError naming the size, not std::bad_alloc") {
 #ifdef FLOWGRAD_UNDER_ASAN
   MESSAGE("skipped under AddressSanitizer: it reserves terabytes of address space, so RLIMIT_AS cannot be used");

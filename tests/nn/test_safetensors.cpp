@@ -108,7 +108,7 @@ bool same_value(const nn::TensorValue& a, const nn::TensorValue& b) {
   return std::visit(
       [&](const auto& x) {
         const auto& y = std::get<std::decay_t<decltype(x)>>(b);
-        return std::memcmp(x.data(), y.data(), x.size() * sizeof(*x.data())) == 0;
+        return x.size() == 0 || std::memcmp(x.data(), y.data(), x.size() * sizeof(*x.data())) == 0;  // empty: null data
       },
       a);
 }
