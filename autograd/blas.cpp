@@ -1,6 +1,6 @@
 #include "autograd/blas.hpp"
 
-#include <cblas.h>
+#include "autograd/blas_lapack.hpp"
 
 namespace flowgrad::blas {
 

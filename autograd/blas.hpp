@@ -1,5 +1,6 @@
-// The one door to BLAS: everything else calls gemm<T>. Only blas.cpp includes <cblas.h>
-// (OpenBLAS's declarations clash with xtensor-blas's bundled ones).
+// The one door to BLAS: everything else calls gemm<T>. <cblas.h> stays out of the public
+// headers; the .cpp files get it through autograd/blas_lapack.hpp (which also orders it
+// before xtensor-blas, whose bundled cblas declarations clash with OpenBLAS's).
 #pragma once
 
 namespace flowgrad::blas {

@@ -1,9 +1,11 @@
 #include "flows/linalg.hpp"
 
-#include <cmath>
-#include <limits>
+#include <numeric>
 #include <stdexcept>
+#include <utility>
 
+#include "autograd/blas.hpp"
+#include "autograd/blas_lapack.hpp"
 #include "autograd/instantiate.hpp"
 
 namespace flowgrad::flows {
@@ -16,87 +18,52 @@ std::size_t square_size(const char* op, const Shape& s) {
 }
 xt::xarray<double> to_double(const xt::xarray<float>& a) { return xt::cast<double>(a); }
 const xt::xarray<double>& to_double(const xt::xarray<double>& a) { return a; }
+using ColumnMajor = xt::xtensor<double, 2, xt::layout_type::column_major>;
 }  // namespace
 
 LUFactors lu_factor(const xt::xarray<double>& a) {
   const std::size_t n = square_size("lu_factor", to_shape(a.shape()));
+  ColumnMajor lu = a;  // LAPACK factors in place, column-major
+  std::vector<xt::blas_index_t> pivots(n);
+  xt::lapack::getrf(lu, pivots);  // its info > 0 only reports a zero U(i,i), checked below
   LUFactors f;
-  f.lu = a;
+  f.lu = lu;
   f.perm.resize(n);
-  for (std::size_t i = 0; i < n; ++i) f.perm[i] = i;
-  auto& m = f.lu;
-  for (std::size_t k = 0; k < n; ++k) {
-    std::size_t pivot = k;  // the largest |entry| in column k at or below the diagonal
-    for (std::size_t i = k + 1; i < n; ++i)
-      if (std::abs(m(i, k)) > std::abs(m(pivot, k))) pivot = i;
-    if (pivot != k) {
-      for (std::size_t j = 0; j < n; ++j) std::swap(m(k, j), m(pivot, j));
-      std::swap(f.perm[k], f.perm[pivot]);
-      f.sign = -f.sign;
-    }
-    if (m(k, k) == 0.0) {
-      f.singular = true;
-      continue;
-    }
-    for (std::size_t i = k + 1; i < n; ++i) {
-      const double l = m(i, k) /= m(k, k);
-      for (std::size_t j = k + 1; j < n; ++j) m(i, j) -= l * m(k, j);
-    }
+  std::iota(f.perm.begin(), f.perm.end(), std::size_t(0));
+  // LAPACK's pivots are 1-based swaps applied in order: row i was swapped with row pivots[i]-1.
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto other = static_cast<std::size_t>(pivots[i] - 1);
+    if (other == i) continue;
+    std::swap(f.perm[i], f.perm[other]);
+    f.sign = -f.sign;
   }
+  for (std::size_t i = 0; i < n; ++i) f.singular = f.singular || f.lu(i, i) == 0.0;
   return f;
 }
 
 SignLogDet slogdet(const xt::xarray<double>& a) {
-  const auto f = lu_factor(a);
-  if (f.singular) return {0.0, -std::numeric_limits<double>::infinity()};
-  double sign = f.sign, logabs = 0;
-  for (std::size_t i = 0; i < f.perm.size(); ++i) {
-    const double u = f.lu(i, i);
-    if (u < 0) sign = -sign;
-    logabs += std::log(std::abs(u));
-  }
+  square_size("slogdet", to_shape(a.shape()));
+  const auto [sign, logabs] = xt::linalg::slogdet(a);  // (0, -inf) when singular
   return {sign, logabs};
 }
 
 xt::xarray<double> invert(const xt::xarray<double>& a) {
-  const auto f = lu_factor(a);
-  const std::size_t n = f.perm.size();
-  if (f.singular)
+  const std::size_t n = square_size("invert", to_shape(a.shape()));
+  if (n == 0) return a;  // LAPACK's getri rejects n = 0
+  try {
+    return xt::linalg::inv(a);
+  } catch (const std::runtime_error&) {  // xtensor-blas's only error here: a zero pivot
     throw std::domain_error("invert: matrix of shape " + shape_str(to_shape(a.shape())) + " is singular");
-  xt::xarray<double> inv = xt::zeros<double>({n, n});
-  // Solve L U x = P e_j for every column j.
-  std::vector<double> x(n);
-  for (std::size_t j = 0; j < n; ++j) {
-    for (std::size_t i = 0; i < n; ++i) {
-      double v = f.perm[i] == j ? 1.0 : 0.0;
-      for (std::size_t k = 0; k < i; ++k) v -= f.lu(i, k) * x[k];
-      x[i] = v;
-    }
-    for (std::size_t i = n; i-- > 0;) {
-      double v = x[i];
-      for (std::size_t k = i + 1; k < n; ++k) v -= f.lu(i, k) * x[k];
-      x[i] = v / f.lu(i, i);
-    }
-    for (std::size_t i = 0; i < n; ++i) inv(i, j) = x[i];
   }
-  return inv;
 }
 
 xt::xarray<double> random_orthogonal(std::size_t n, Generator& g) {
-  xt::xarray<double> q = normal<double>({n, n}, 0.0, 1.0, g);
-  for (std::size_t j = 0; j < n; ++j) {
-    for (int pass = 0; pass < 2; ++pass)
-      for (std::size_t k = 0; k < j; ++k) {
-        double dot = 0;
-        for (std::size_t i = 0; i < n; ++i) dot += q(i, k) * q(i, j);
-        for (std::size_t i = 0; i < n; ++i) q(i, j) -= dot * q(i, k);
-      }
-    double norm = 0;
-    for (std::size_t i = 0; i < n; ++i) norm += q(i, j) * q(i, j);
-    norm = std::sqrt(norm);
-    for (std::size_t i = 0; i < n; ++i) q(i, j) /= norm;
-  }
-  return q;
+  const xt::xarray<double> gaussian = normal<double>({n, n}, 0.0, 1.0, g);
+  const auto [q, r] = xt::linalg::qr(gaussian);
+  // QR fixes Q only up to the signs of its columns; making diag(R) positive makes Q
+  // Haar-distributed, as torch.nn.init.orthogonal_ does.
+  const xt::xarray<double> signs = xt::where(xt::diagonal(r) < 0.0, -1.0, 1.0);
+  return q * signs;  // column j times signs(j)
 }
 
 xt::xarray<double> permutation_matrix(const std::vector<std::size_t>& perm) {
@@ -127,15 +94,12 @@ Tensor<T> matrix_inverse(const Tensor<T>& w) {
   xt::xarray<double> inv = invert(to_double(w.value()));
   xt::xarray<T> y = xt::cast<T>(inv);
   return record<T>("matrix_inverse", y, {w}, [w, y, n](const auto& g, const auto&) {
-    // dW = -Y^T G Y^T with Y = W^{-1}: two n^3 products.
-    xt::xarray<T> gy = xt::zeros<T>({n, n});  // G Y^T
-    for (std::size_t a = 0; a < n; ++a)
-      for (std::size_t b = 0; b < n; ++b)
-        for (std::size_t j = 0; j < n; ++j) gy(a, j) += g(a, b) * y(j, b);
-    xt::xarray<T> gw = xt::zeros<T>({n, n});
-    for (std::size_t a = 0; a < n; ++a)
-      for (std::size_t i = 0; i < n; ++i)
-        for (std::size_t j = 0; j < n; ++j) gw(i, j) -= y(a, i) * gy(a, j);
+    // dW = -Y^T G Y^T with Y = W^{-1}: two GEMMs.
+    const int m = int(n);
+    xt::xarray<T> ytg = xt::xarray<T>::from_shape({n, n});
+    blas::gemm<T>(true, false, m, m, m, T(1), y.data(), m, g.data(), m, T(0), ytg.data(), m);
+    xt::xarray<T> gw = xt::xarray<T>::from_shape({n, n});
+    blas::gemm<T>(false, true, m, m, m, T(-1), ytg.data(), m, y.data(), m, T(0), gw.data(), m);
     w.accumulate_grad(std::move(gw));
   });
 }

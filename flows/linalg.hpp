@@ -1,5 +1,7 @@
 // Small dense linear algebra for flows, always in float64: LU with partial pivoting,
-// log|det|, inverse, random orthogonal matrices, and the two ops built on them.
+// log|det|, inverse, random orthogonal matrices, and the two ops built on them. LAPACK
+// (OpenBLAS's, through xtensor-blas) does the work inside linalg.cpp; this header includes
+// neither, so users need not have xtensor-blas.
 #pragma once
 
 #include <cstddef>
@@ -32,7 +34,8 @@ SignLogDet slogdet(const xt::xarray<double>& a);
 // A^{-1}; throws std::domain_error when A is singular.
 xt::xarray<double> invert(const xt::xarray<double>& a);
 
-// A random n x n orthogonal matrix: Gram-Schmidt (twice, for accuracy) of a Gaussian one.
+// A random n x n orthogonal matrix, Haar-distributed: Q of a Gaussian matrix's QR, its
+// columns' signs chosen so that diag(R) > 0.
 xt::xarray<double> random_orthogonal(std::size_t n, Generator& g = default_generator());
 
 // The permutation matrix P with P A = perm-rows of A, i.e. A = P^T L U.

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
 packages=(g++ meson ninja-build pkg-config cmake
-          libxtensor-dev libxsimd-dev libopenblas-dev doctest-dev
+          libxtensor-dev libxsimd-dev libxtensor-blas-dev libopenblas-dev doctest-dev
           zlib1g-dev libpng-dev nlohmann-json3-dev libcli11-dev
           dataset-fashion-mnist)
 # Extra packages the caller wants too (CI adds python3-torch for the PyTorch cross-check).
