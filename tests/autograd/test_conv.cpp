@@ -327,6 +327,22 @@ TEST_CASE("conv2d: a batch of zero images, and a 1x1 conv as a matrix product") 
                             w1.value()(o, 1, 0, 0) * x.value().data()[9 + p]));
 }
 
+TEST_CASE("conv2d on points (1x1 images, 1x1 kernel) is a linear layer over the batch: values and gradcheck") {
+  auto x = rand_tensor<double>({7, 3, 1, 1}, 40), w = rand_tensor<double>({5, 3, 1, 1}, 41);
+  auto b = rand_tensor<double>({5}, 42);
+  const auto y = conv2d(x, w, b);
+  REQUIRE(y.shape() == Shape{7, 5, 1, 1});
+  for (std::size_t n = 0; n < 7; ++n)
+    for (std::size_t o = 0; o < 5; ++o) {
+      double want = b.value()(o);
+      for (std::size_t c = 0; c < 3; ++c) want += w.value()(o, c, 0, 0) * x.value()(n, c, 0, 0);
+      CHECK(y.value()(n, o, 0, 0) == doctest::Approx(want).epsilon(1e-14));
+    }
+  CHECK(gradcheck([](const In& t) { return conv2d(t[0], t[1], t[2]); }, {x, w, b}));
+  CHECK(gradcheck([](const In& t) { return conv2d(t[0], t[1]); }, {x, w}));
+  CHECK(conv2d(Tensor<double>(xt::xarray<double>::from_shape({0, 3, 1, 1})), w, b).shape() == Shape{0, 5, 1, 1});
+}
+
 TEST_CASE("conv2d: bad shapes are errors naming the op and the shapes") {
   auto x = rand_tensor<double>({2, 3, 5, 5}, 1);
   auto expect_error = [](auto&& f, const std::string& part) {
