@@ -3,6 +3,7 @@
 # "N passed, N failed" summed over all suites (test cases, doctest's counts); a suite
 # that crashes before printing its counts counts as one failure. Exit 1 if anything failed.
 #   bash scripts/test.sh [BUILD_DIR]
+# FLOWGRAD_BUILD_ONLY: set to build and not run.
 # FLOWGRAD_DOCTEST_ARGS: more doctest options for every suite (filters such as -tce=NAME).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ build_dir=${1:-build}
 bash scripts/setup.sh "$build_dir" || exit 1
 echo "build: compiling (first time takes a few minutes on 2 cores)"
 ninja -C "$build_dir" >"$build_dir/ninja.log" 2>&1 || { tail -40 "$build_dir/ninja.log"; echo "0 passed, 1 failed"; exit 1; }
+# FLOWGRAD_BUILD_ONLY=1: stop here (.ci/run builds the sanitizer suites ahead of running them).
+[[ -n ${FLOWGRAD_BUILD_ONLY:-} ]] && { echo "build: done ($build_dir)"; exit 0; }
 
 read -r -a doctest_args <<< "${FLOWGRAD_DOCTEST_ARGS:-}"
 passed=0 failed=0
