@@ -2,7 +2,8 @@
 // (/work/shared/reference/torch_flows.py): fixed random batch in [0,1), 3 warm-up steps,
 // then S timed steps of zero_grad, loss = -mean log p(x), backward, Adam(lr 1e-4) step.
 // Prints one JSON line with the reference's fields plus peak RSS, achieved GFLOP/s and
-// OpenBLAS's kernel family.
+// OpenBLAS's kernel family. Under mpirun, data-parallel: each rank steps on its shard of
+// the batch and the gradients are summed (nn/distributed.hpp), as DDP would do it.
 #include <sys/resource.h>
 #include <time.h>
 
@@ -23,6 +24,8 @@
 #include "autograd/memory.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/profile.hpp"
+#include "datasets/batching.hpp"
+#include "nn/distributed.hpp"
 #include "flows/models.hpp"
 #include "nn/optim.hpp"
 
@@ -121,7 +124,8 @@ void run_bench(const BenchOptions& o) {
   auto ms_since = [](Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
-  set_num_threads(o.threads);  // OpenBLAS and our parallel_for alike
+  nn::Communicator& group = process_group();
+  set_num_threads(o.threads);  // OpenBLAS and our parallel_for alike, per rank
   set_conv_algorithm(o.conv == "im2col"         ? ConvAlgorithm::im2col
                     : o.conv == "winograd-2x2" ? ConvAlgorithm::winograd_2x2
                                                : ConvAlgorithm::fastest);
@@ -132,15 +136,21 @@ void run_bench(const BenchOptions& o) {
   nn::Adam<float> opt(model->named_parameters(), 1e-4);
   Shape shape{std::size_t(o.batch)};
   for (auto s : model->input_shape()) shape.push_back(s);
-  const Tensor<float> x(uniform<float>(shape, 0.0f, 1.0f));
+  const xt::xarray<float> batch = uniform<float>(shape, 0.0f, 1.0f);  // the same on every rank
+  nn::broadcast_state(*model, group);
+  const Tensor<float> x(group.size() == 1 ? batch
+                                          : data::take_rows(batch, data::shard_of(std::size_t(o.batch), std::size_t(group.rank()),
+                                                                                   std::size_t(group.size()))));
+  const auto params = model->named_parameters();
 
   GraphStats stats;
   auto step = [&](bool count) {
     opt.zero_grad();
     profile::mark("optimizer zero_grad");
-    auto loss = -mean(model->log_prob(x));
+    auto loss = mul(sum(-model->log_prob(x)), 1.0f / float(o.batch));  // -mean over the whole batch
     if (count) stats = graph_stats(loss);
     loss.backward();
+    nn::allreduce_gradients(params, group);
     opt.step();
     profile::mark("optimizer step");
     const float value = loss.item();
@@ -168,9 +178,12 @@ void run_bench(const BenchOptions& o) {
     model->log_prob(x);
     forward_ms = ms_since(t0);
   }
+  stats.flops *= double(group.size());  // every rank did its share
+  if (!group.is_root()) return;
   nlohmann::ordered_json j;
   j["model"] = o.model;
   j["threads"] = o.threads;
+  if (group.size() > 1) j["ranks"] = group.size();
   j["batch"] = o.batch;
   j["params"] = model->parameter_count();
   j["train_step_ms_median"] = median;

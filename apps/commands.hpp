@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "nn/distributed.hpp"
+
 namespace flowgrad::app {
 
 // Thrown by a command that stops early on purpose (e.g. training interrupted by Ctrl-C,
@@ -20,6 +22,13 @@ inline CLI::Validator non_negative() {
       },
       "", "NONNEGATIVE");
 }
+
+// The processes this run is one of: mpirun's ranks, or this process alone. main sets it
+// before any command runs; rank 0 alone prints to stdout and writes files.
+nn::Communicator& process_group();
+void set_process_group(nn::Communicator& group);
+// --threads 0 means this machine's cores, divided between the ranks that share it.
+int threads_per_rank(int requested);
 
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

@@ -99,22 +99,23 @@ void to_image_shape(xt::xarray<float>& values, const ModelConfig& m) {
 }
 
 double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size,
-                         std::size_t max_batches) {
+                         std::size_t max_batches, nn::Communicator& group) {
   const bool was_training = model.is_training();
   model.eval();
   NoGrad no_grad;
   data::TestBatches batches(test, batch_size);
-  double total = 0;
-  std::size_t images = 0;
-  for (std::size_t i = 0; i < std::min(batches.size(), max_batches); ++i) {
+  double sums[2] = {0, 0};  // bits/dim, images
+  double& total = sums[0];
+  for (std::size_t i = std::size_t(group.rank()); i < std::min(batches.size(), max_batches); i += std::size_t(group.size())) {
     xt::xarray<float> x = batches.batch<float>(i);
     to_model_shape(x, model);
     const Tensor<float> logp = model.log_prob(Tensor<float>(std::move(x)));
     for (float lp : logp.value()) total += flows::bits_per_dim(double(lp), model.dims());
-    images += batches.count(i);
+    sums[1] += double(batches.count(i));
   }
+  group.allreduce_sum(sums, 2);
   model.train(was_training);
-  return total / double(images);
+  return sums[0] / sums[1];
 }
 
 std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, const std::string& path,

@@ -15,6 +15,7 @@
 #include "apps/run_config.hpp"
 #include "datasets/dataset.hpp"
 #include "flows/model.hpp"
+#include "nn/distributed.hpp"
 #include "nn/safetensors.hpp"
 
 namespace flowgrad::app {
@@ -81,9 +82,11 @@ void to_image_shape(xt::xarray<float>& values, const ModelConfig& m);
 
 // Mean test bits/dim over the whole set with the fixed dequantization noise, in eval
 // mode and without a tape; the model's training mode is restored afterwards. With
-// max_batches, over the first batches only.
+// max_batches, over the first batches only. In a group of processes the batches are dealt
+// out over the ranks (every rank calls it, every rank gets the mean).
 double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test,
-                         std::size_t batch_size = 500, std::size_t max_batches = SIZE_MAX);
+                         std::size_t batch_size = 500, std::size_t max_batches = SIZE_MAX,
+                         nn::Communicator& group = nn::single_process());
 
 // n samples at a temperature drawn from a generator seeded with `seed` (the process-wide
 // generator is put back afterwards, so sampling never changes a training run), written as

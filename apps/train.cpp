@@ -7,6 +7,11 @@
 // generators and the position in the epoch; the config in its metadata). Everything is
 // validated and the data loaded before the directory is created, so a bad command line
 // or bad data leaves nothing behind.
+//
+// Under mpirun every rank trains on its shard of each global batch (the same images and
+// noise one process at that batch would see), gradients are summed over the ranks, and
+// rank 0 alone writes; what depends on the clock or a signal (stop, Ctrl-C, the planned
+// schedule) rank 0 decides and tells the others after every step.
 #include <unistd.h>
 
 #include <chrono>
@@ -32,6 +37,7 @@
 #include "datasets/batching.hpp"
 #include "flows/bits_per_dim.hpp"
 #include "nn/checkpoint.hpp"
+#include "nn/distributed.hpp"
 #include "nn/ema.hpp"
 #include "nn/optim.hpp"
 
@@ -63,6 +69,12 @@ struct TrainArgs {
   std::size_t debug_interrupt_at_step = 0;  // test hook: as if Ctrl-C came during that step
   std::size_t debug_nan_weights_at_step = 0;  // test hook: that step's update leaves a NaN weight
   double debug_step_seconds = 0;            // test hook: the step time a time budget plans with
+  std::size_t debug_fail_at_step = 0;       // test hook: that step throws
+  std::size_t debug_exit_at_step = 0;       // test hook: the process dies during that step
+  int debug_rank = -1;                      // test hook: the hooks above act on this rank only (-1: all)
+  bool hook(std::size_t at_step, std::int64_t step) const {
+    return at_step && std::size_t(step + 1) == at_step && (debug_rank < 0 || debug_rank == process_group().rank());
+  }
   std::map<std::string, CLI::Option*> options;
   bool given(const std::string& name) const {
     auto it = options.find(name);
@@ -290,6 +302,9 @@ class Training {
   // A time budget: once the warmup is done and the step time measured, where the learning
   // rate reaches 0 (stored in the checkpoint, so a resumed run keeps it).
   void plan_schedule_end();
+  // Every rank takes rank 0's decisions on what depends on its clock and signals.
+  void agree(bool& stop, bool& interrupted);
+  void initialize_on(const xt::xarray<float>& global_batch);
   double estimate_eval_seconds();  // from one test batch, the sample grids and a checkpoint
   std::string write_sample_grids();  // returns what went wrong, for the log line
   bool limits_reached() const;
@@ -301,6 +316,8 @@ class Training {
   std::string limits_text() const;
 
   const TrainArgs& args_;
+  nn::Communicator& group_ = process_group();
+  const bool root_ = group_.is_root();  // writes the run directory
   RunPlace place_;
   const RunConfig& cfg_ = place_.cfg;
   const TrainConfig& t_ = place_.cfg.train;
@@ -316,7 +333,8 @@ class Training {
   LoopState st_;
   std::vector<Metric> metrics_;
   std::string metrics_path_, ckpt_file_;
-  std::unique_ptr<data::Batcher> batcher_;
+  std::unique_ptr<data::Batcher> batcher_;  // of global batches, the same on every rank
+  data::Shard shard_;                       // this rank's rows of each
   std::size_t per_epoch_ = 0, total_steps_ = 0;
   std::int64_t first_step_ = 0, last_checkpoint_step_ = 0;
   std::chrono::steady_clock::time_point start_;
@@ -340,6 +358,8 @@ Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDatas
       noise_rng_(place_.cfg.train.seed ^ 0x4e4f495345ULL) {
   manual_seed(t_.seed);
   model_ = build_model(cfg_.model);
+  nn::broadcast_state(*model_, group_);
+  shard_ = data::shard_of(t_.batch, std::size_t(group_.rank()), std::size_t(group_.size()));
   params_ = model_->named_parameters();
   opt_ = nn::make_optimizer(t_.optimizer, params_, t_.lr, t_.weight_decay);
   if (t_.ema > 0) ema_ = std::make_unique<nn::ExponentialMovingAverage<float>>(params_, t_.ema);
@@ -381,7 +401,7 @@ Training::Training(const TrainArgs& args, RunPlace place, const data::ImageDatas
   plan_after_seconds_ = 0.15 * std::max(0.0, t_.minutes * 60 - st_.seconds_before);
   start_ = std::chrono::steady_clock::now();
   if (!place_.resume) checkpoint();  // step 0, before any other file: a run directory holds a checkpoint
-  write_atomically((fs::path(place_.run_dir) / "config.json").string(), to_json(cfg_).dump(2) + "\n");
+  if (root_) write_atomically((fs::path(place_.run_dir) / "config.json").string(), to_json(cfg_).dump(2) + "\n");
 }
 
 void Training::restore() {
@@ -436,6 +456,10 @@ void Training::checkpoint() {
                  {"clipped_steps", std::to_string(spikes_.clipped)},
                  {"train_images", std::to_string(train_.size())},
                  {"producer", std::string("flowgrad ") + FLOWGRAD_VERSION}};
+  if (!root_) {  // holds the same state as rank 0, which writes it
+    last_checkpoint_step_ = opt_->step_count();
+    return;
+  }
   try {
     nn::save_checkpoint(ckpt_file_, *model_, *opt_, m, ema_.get());
   } catch (const nn::NonFiniteState& e) {
@@ -448,13 +472,14 @@ void Training::evaluate() {
   const auto t0 = std::chrono::steady_clock::now();
   const double step_seconds = seconds();
   nn::AveragedWeights<float> averaged(ema_.get());  // evaluation and samples use the average
-  const double test_bpd = test_bits_per_dim(*model_, test_);
+  const double test_bpd = test_bits_per_dim(*model_, test_, 500, SIZE_MAX, group_);
   const double train_bpd = st_.bpd_count ? st_.bpd_sum / double(st_.bpd_count) : NAN;
   const std::int64_t step = opt_->step_count();
   metrics_.push_back({step, double(st_.epochs_done) + double(st_.batch_in_epoch) / double(per_epoch_), step_seconds,
                       train_bpd, test_bpd, opt_->lr()});
   st_.bpd_sum = 0, st_.bpd_count = 0, st_.last_eval_step = step;
   last_test_bpd_ = test_bpd;
+  if (!root_) return;
   std::string lines;
   std::vector<std::pair<double, double>> train_points, test_points;
   for (auto& m : metrics_) {
@@ -488,7 +513,8 @@ std::string Training::write_sample_grids() {
 double Training::estimate_eval_seconds() {
   using Clock = std::chrono::steady_clock;
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
-  const std::size_t batch = 500, batches = (test_.size() + batch - 1) / batch;
+  const std::size_t batch = 500, ranks = std::size_t(group_.size());
+  const std::size_t batches = ((test_.size() + batch - 1) / batch + ranks - 1) / ranks;  // this rank's share
   double seconds = 0;
   {
     nn::AveragedWeights<float> averaged(ema_.get());
@@ -542,32 +568,59 @@ void Training::step() {
   if (!batcher_->next(batch)) throw std::logic_error("train: the batcher ended an epoch early");
   const auto t0 = std::chrono::steady_clock::now();
   const std::int64_t step = opt_->step_count();  // this step's index, from 0
-  xt::xarray<float> x = data::dequantize<float>(batch.images, noise_rng_);
+  xt::xarray<float> x = data::dequantize<float>(batch.images, noise_rng_);  // the whole batch on every rank
+  if (group_.size() > 1) {
+    if (step == 0) initialize_on(x);
+    x = data::take_rows(x, shard_);
+  }
   to_model_shape(x, *model_);
   opt_->set_lr(schedule_.lr(step));
   opt_->zero_grad();
-  const Tensor<float> loss = mean(-model_->log_prob(Tensor<float>(std::move(x))));  // nats per image
+  // Nats per image of the global batch: this rank's sum over the batch size, summed over the
+  // ranks below (in one process, what mean() computes).
+  const Tensor<float> loss = mul(sum(-model_->log_prob(Tensor<float>(std::move(x)))), 1.0f / float(t_.batch));
   double loss_nats = loss.item();
-  if (args_.debug_nan_at_step && std::size_t(step + 1) == args_.debug_nan_at_step) loss_nats = NAN;
+  if (args_.hook(args_.debug_nan_at_step, step)) loss_nats = NAN;
+  if (args_.hook(args_.debug_fail_at_step, step)) throw std::runtime_error("step " + std::to_string(step + 1) + ": --debug-fail-at-step");
+  if (args_.hook(args_.debug_exit_at_step, step)) std::_Exit(3);
+  group_.allreduce_sum(&loss_nats, 1);  // a NaN on one rank is a NaN on all: they stop together
   if (!std::isfinite(loss_nats))
     throw diverged(step, "the loss is " + std::string(std::isnan(loss_nats) ? "NaN" : "infinite"));
   loss.backward();
+  nn::allreduce_gradients(params_, group_);
   const double norm = t_.clip_factor > 0 ? spikes_.clip(params_) : t_.clip > 0 ? nn::clip_grad_norm(params_, t_.clip) : 0.0;
   if (!std::isfinite(norm)) throw diverged(step, "the gradient norm is not finite");
   opt_->step();
-  if (args_.debug_nan_weights_at_step && std::size_t(step + 1) == args_.debug_nan_weights_at_step)
+  if (args_.hook(args_.debug_nan_weights_at_step, step))
     params_.front().second.value().data()[0] = NAN;
   if (ema_) ema_->update();
   last_bpd_ = flows::bits_per_dim(-loss_nats, model_->dims());
   st_.bpd_sum += last_bpd_, ++st_.bpd_count, ++st_.batch_in_epoch;
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  train_seconds_ += took, images_done_ += batch.labels.size();
+  train_seconds_ += took, images_done_ += batch.labels.size();  // over all ranks
   if (step >= time_from_ && process_seconds() >= plan_after_seconds_ / 2) timed_seconds_ += took, ++timed_steps_;
   if (st_.batch_in_epoch == per_epoch_) {
     data::Batch none;
     batcher_->next(none);  // false: closes the epoch without drawing
     ++st_.epochs_done, st_.batch_in_epoch = 0;
   }
+}
+
+void Training::agree(bool& stop, bool& interrupted) {
+  if (group_.size() == 1) return;
+  std::int64_t decided[3] = {stop, interrupted, schedule_.end};
+  group_.broadcast(decided, sizeof decided);
+  stop = decided[0] != 0, interrupted = decided[1] != 0;
+  if (schedule_.end != decided[2]) schedule_.end = decided[2], progress_->set_total_steps(std::size_t(decided[2]));
+}
+
+// ActNorm's data-dependent init, from the whole global batch (as one process would do it in
+// its first step), then rank 0's result on every rank.
+void Training::initialize_on(const xt::xarray<float>& global_batch) {
+  xt::xarray<float> x = global_batch;
+  to_model_shape(x, *model_);
+  model_->initialize_from_data(Tensor<float>(std::move(x)));
+  nn::broadcast_state(*model_, group_);
 }
 
 std::string Training::limits_text() const {
@@ -586,11 +639,15 @@ void Training::print_header() const {
   std::string clip = t_.clip_factor > 0 ? "clip at " + general(t_.clip_factor) + "x the running gradient norm"
                      : t_.clip > 0      ? "clip " + general(t_.clip)
                                         : "no clipping";
-  std::printf("recipe: %s lr %g%s, warmup %lld steps%s, %s%s, batch %zu (%zu steps per epoch), %d threads, seed %llu\n",
+  const std::string workers = group_.size() == 1 ? std::to_string(num_threads()) + " threads"
+                              : std::to_string(group_.size()) + " ranks x " + std::to_string(num_threads()) +
+                                    (num_threads() == 1 ? " thread (" : " threads (") + std::to_string(shard_.count) +
+                                    " images a rank)";
+  std::printf("recipe: %s lr %g%s, warmup %lld steps%s, %s%s, batch %zu (%zu steps per epoch), %s, seed %llu\n",
               t_.optimizer.c_str(), t_.lr, t_.weight_decay > 0 ? (", weight decay " + general(t_.weight_decay)).c_str() : "",
               (long long)t_.warmup, t_.lr_decay == "cosine" ? " then cosine decay to 0" : "", clip.c_str(),
               ema_ ? (", weights averaged (decay " + general(t_.ema) + ")").c_str() : "", t_.batch, per_epoch_,
-              num_threads(), (unsigned long long)t_.seed);
+              workers.c_str(), (unsigned long long)t_.seed);
   const bool several = (t_.epochs ? 1 : 0) + (t_.steps ? 1 : 0) + (t_.minutes > 0 ? 1 : 0) > 1;
   std::printf("%s %s: until %s%s\n", place_.resume ? "resuming" : "writing", place_.run_dir.c_str(),
               limits_text().c_str(), several ? ", whichever comes first" : "");
@@ -608,7 +665,9 @@ void Training::run() {
   print_header();
   progress_ = std::make_unique<Progress>(schedule_.end > 0 ? std::size_t(schedule_.end) : total_steps_, time_limit, 1,
                                          std::size_t(first_step_));
-  if (limits_reached()) {
+  bool complete = limits_reached(), interrupted_before = false;
+  agree(complete, interrupted_before);
+  if (complete) {
     if (st_.last_eval_step != opt_->step_count()) {
       evaluate();
       checkpoint();
@@ -624,11 +683,12 @@ void Training::run() {
     const std::int64_t done = opt_->step_count();
     show_progress(done);
     if (args_.debug_interrupt_at_step && std::size_t(done) == args_.debug_interrupt_at_step) g_interrupted = 1;
-    const bool interrupted = g_interrupted != 0;
-    if (schedule_.end == 0 && t_.lr_decay == "cosine" && t_.minutes > 0 && done >= plan_at_ && timed_steps_ >= 10 &&
-        process_seconds() >= plan_after_seconds_ && !interrupted && !limits_reached())
+    bool interrupted = g_interrupted != 0;
+    if (root_ && schedule_.end == 0 && t_.lr_decay == "cosine" && t_.minutes > 0 && done >= plan_at_ &&
+        timed_steps_ >= 10 && process_seconds() >= plan_after_seconds_ && !interrupted && !limits_reached())
       plan_schedule_end();
-    const bool stop = limits_reached();
+    bool stop = limits_reached();
+    agree(stop, interrupted);
     const bool eval_now = epoch_end || (t_.eval_every && done % std::int64_t(t_.eval_every) == 0) || (stop && !interrupted);
     if (eval_now && st_.last_eval_step != done) evaluate();
     if (interrupted) {
@@ -658,8 +718,9 @@ void Training::show_progress(std::int64_t done) {
 void Training::print_summary() const {
   const std::string& run_dir = place_.run_dir;
   const std::string dir = run_dir + (run_dir.empty() || run_dir.back() == '/' ? "" : "/");
-  std::printf("done: step %lld (%s epochs), %s\n", (long long)opt_->step_count(),
-              fixed(metrics_.back().epoch, 2).c_str(), format_duration(seconds()).c_str());
+  std::printf("done: step %lld (%s epochs), %s; %s images/s in training steps\n", (long long)opt_->step_count(),
+              fixed(metrics_.back().epoch, 2).c_str(), format_duration(seconds()).c_str(),
+              fixed(double(images_done_) / std::max(train_seconds_, 1e-9), 1).c_str());
   if (t_.clip_factor > 0)
     std::printf("clipped %lld of %lld steps (gradient norm above %gx its running average)\n", (long long)spikes_.clipped,
                 (long long)opt_->step_count(), t_.clip_factor);
@@ -675,7 +736,8 @@ void run_train(TrainArgs& a) {
   RunPlace place = resolve_run(a);
   RunConfig& cfg = place.cfg;
   validate_train(cfg.train);
-  set_num_threads(a.threads);
+  nn::Communicator& group = process_group();
+  set_num_threads(threads_per_rank(a.threads));
   retain_freed_memory();  // each step re-uses the last step's memory instead of faulting it in again
 
   // The data, before anything is written.
@@ -699,15 +761,27 @@ void run_train(TrainArgs& a) {
     throw UsageError("--batch " + std::to_string(cfg.train.batch) + " is larger than the " +
                      std::to_string(train.size()) + " images of " + train.source);
 
-  // Everything checked: from here on the directory is written, by this process alone, and a
-  // signal only asks for a checkpoint and a clean stop.
+  if (group.size() > 1) {
+    try {
+      data::shard_of(cfg.train.batch, 0, std::size_t(group.size()));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError("--batch " + std::to_string(cfg.train.batch) + ": " + e.what());
+    }
+  }
+
+  // Everything checked: from here on the directory is written, by this process alone (rank
+  // 0), and a signal only asks for a checkpoint and a clean stop.
   g_interrupted = 0;
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-  fs::create_directories(place.run_dir);
-  const RunLock lock(place.run_dir);
-  if (!place.resume) check_new_run_dir(place.run_dir);  // again, under the lock
-  remove_temp_files(place.run_dir);
+  group.barrier();  // every rank has checked the directory before rank 0 writes in it
+  std::unique_ptr<RunLock> lock;
+  if (group.is_root()) {
+    fs::create_directories(place.run_dir);
+    lock = std::make_unique<RunLock>(place.run_dir);
+    if (!place.resume) check_new_run_dir(place.run_dir);  // again, under the lock
+    remove_temp_files(place.run_dir);
+  }
   Training(a, std::move(place), train, test).run();
 }
 
@@ -786,12 +860,15 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--minutes", t.minutes, "Stop after this many minutes of wall time in all"))->group(limits);
   count(cmd->add_option("--eval-every", t.eval_every, "Also evaluate every N steps (0: at epoch ends only)"))->group(limits);
   count(cmd->add_option("--checkpoint-every", t.checkpoint_every, "Also checkpoint every N steps (0: at evaluations)"))->group(limits);
-  add(cmd->add_option("--threads", a->threads, "Threads (0: all cores)")->capture_default_str()->check(non_negative()))->group(limits);
+  add(cmd->add_option("--threads", a->threads, "Threads (0: all cores; under mpirun, per rank: the cores over the ranks on each machine)")->capture_default_str()->check(non_negative()))->group(limits);
   count(cmd->add_option("--debug-nan-at-step", a->debug_nan_at_step, "Test hook: make that step's loss NaN"))->group("");
   count(cmd->add_option("--debug-interrupt-at-step", a->debug_interrupt_at_step, "Test hook: Ctrl-C at that step"))->group("");
   count(cmd->add_option("--debug-nan-weights-at-step", a->debug_nan_weights_at_step, "Test hook: a NaN weight after that step"))
       ->group("");
   add(cmd->add_option("--debug-step-seconds", a->debug_step_seconds, "Test hook: plan with this step time"))->group("");
+  count(cmd->add_option("--debug-fail-at-step", a->debug_fail_at_step, "Test hook: that step throws"))->group("");
+  count(cmd->add_option("--debug-exit-at-step", a->debug_exit_at_step, "Test hook: the process dies in that step"))->group("");
+  add(cmd->add_option("--debug-rank", a->debug_rank, "Test hook: the hooks act on this rank only"))->group("");
   cmd->callback([a] { run_train(*a); });
 }
 

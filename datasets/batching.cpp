@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <xtensor/xbuilder.hpp>
 #include <numeric>
 #include <limits>
+#include <stdexcept>
 #include <string>
 
 #include "autograd/instantiate.hpp"
@@ -142,6 +144,29 @@ xt::xarray<T> dequantize_fixed(const ImageDataset& data, std::size_t first, std:
   return out;
 }
 
+Shard shard_of(std::size_t batch_size, std::size_t rank, std::size_t ranks) {
+  if (ranks == 0 || rank >= ranks) throw std::invalid_argument("shard_of: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
+  if (batch_size < ranks)
+    throw std::invalid_argument("a batch of " + std::to_string(batch_size) + " cannot be split over " +
+                                std::to_string(ranks) + " ranks: give a batch of at least one image per rank");
+  const std::size_t first = rank * batch_size / ranks, end = (rank + 1) * batch_size / ranks;
+  return {first, end - first};
+}
+
+template <class T>
+xt::xarray<T> take_rows(const xt::xarray<T>& batch, Shard rows) {
+  if (batch.dimension() == 0 || rows.first + rows.count > batch.shape()[0])
+    throw std::invalid_argument("take_rows: rows [" + std::to_string(rows.first) + ", " +
+                                std::to_string(rows.first + rows.count) + ") of a batch of " +
+                                std::to_string(batch.dimension() ? batch.shape()[0] : 0));
+  auto shape = batch.shape();
+  const std::size_t per_row = shape[0] ? batch.size() / shape[0] : 0;
+  shape[0] = rows.count;
+  xt::xarray<T> out = xt::empty<T>(shape);
+  std::copy_n(batch.data() + rows.first * per_row, rows.count * per_row, out.data());
+  return out;
+}
+
 TestBatches::TestBatches(const ImageDataset& data, std::size_t batch_size, std::uint64_t seed)
     : data_(data), batch_size_(batch_size), seed_(seed) {
   if (batch_size == 0) throw DataError(data.source + ": batch size 0: expected a positive batch size");
@@ -157,7 +182,8 @@ std::size_t TestBatches::count(std::size_t i) const {
 #define FLOWGRAD_INSTANTIATE_DEQUANTIZE(T)                                                      \
   template void dequantize<T>(const std::uint8_t*, std::size_t, T*, Generator&);                \
   template xt::xarray<T> dequantize<T>(const xt::xarray<std::uint8_t>&, Generator&);            \
-  template xt::xarray<T> dequantize_fixed<T>(const ImageDataset&, std::size_t, std::size_t, std::uint64_t);
+  template xt::xarray<T> dequantize_fixed<T>(const ImageDataset&, std::size_t, std::size_t, std::uint64_t); \
+  template xt::xarray<T> take_rows<T>(const xt::xarray<T>&, Shard);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_INSTANTIATE_DEQUANTIZE)
 
 }  // namespace flowgrad::data

@@ -64,6 +64,21 @@ xt::xarray<T> dequantize(const xt::xarray<std::uint8_t>& pixels, Generator& rng 
 template <class T>
 void dequantize(const std::uint8_t* pixels, std::size_t n, T* out, Generator& rng);
 
+// Data-parallel training: rank r of N trains on rows [first, first + count) of every
+// global batch. Every rank draws the whole global batch (shuffle, flips) and its
+// dequantization noise, exactly as one process at that batch size would, and keeps its
+// rows, so N ranks at B/N see the images and noise one process sees at B:
+//   Batcher batches(train, {global_batch}, shuffle_rng);   // the same on every rank
+//   batches.next(batch);
+//   auto x = take_rows(dequantize<float>(batch.images, noise_rng), shard_of(global_batch, rank, ranks));
+// Shards differ by at most one row; throws std::invalid_argument when one would be empty.
+struct Shard {
+  std::size_t first = 0, count = 0;
+};
+Shard shard_of(std::size_t batch_size, std::size_t rank, std::size_t ranks);
+template <class T>
+xt::xarray<T> take_rows(const xt::xarray<T>& batch, Shard rows);  // along the first axis
+
 // The noise of the deterministic test split: a function of (seed, image index, pixel)
 // only, so it does not depend on the training generator, on the batch size, or on
 // which batches were asked for before.

@@ -132,6 +132,15 @@ void FlowModel<T>::set_actnorm_data_init(bool on) {
   set_data_init<T>(*this, on);
 }
 
+template <class T>
+void FlowModel<T>::initialize_from_data(const Tensor<T>& x) {
+  NoGrad no_grad;
+  const bool was_training = this->is_training();
+  this->train(true);
+  log_prob(x);
+  this->train(was_training);
+}
+
 #define FLOWGRAD_MODEL(T) template class FlowModel<T>;
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_MODEL)
 

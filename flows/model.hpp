@@ -68,6 +68,10 @@ class FlowModel : public nn::Module<T> {
   virtual std::optional<std::string> reference_name(const std::string& ours) const;
   // ActNorm's data-dependent init on/off for every ActNorm in the model.
   void set_actnorm_data_init(bool on);
+  // That init now, from x, for the ActNorms not yet initialised (one forward in training
+  // mode, without a tape): data-parallel ranks give it the whole global batch, as one
+  // process's first step would.
+  void initialize_from_data(const Tensor<T>& x);
 
  protected:
   struct Level {

@@ -167,3 +167,31 @@ TEST_CASE("test split: fixed noise, whole set, independent of batch size and tra
   CHECK(t1.batch(3) == t2.batch(3));
   CHECK(t1.batch<double>(0).shape()[0] == 5);
 }
+
+TEST_CASE("shards: rank r of N gets its rows of the global batch, sizes differ by at most one") {
+  for (std::size_t batch : {1, 2, 7, 63, 64}) {
+    for (std::size_t ranks = 1; ranks <= std::min<std::size_t>(batch, 5); ++ranks) {
+      CAPTURE(batch);
+      CAPTURE(ranks);
+      std::size_t next = 0, smallest = batch, largest = 0;
+      for (std::size_t r = 0; r < ranks; ++r) {
+        const Shard s = shard_of(batch, r, ranks);
+        CHECK(s.first == next);  // contiguous, in rank order
+        next += s.count;
+        smallest = std::min(smallest, s.count), largest = std::max(largest, s.count);
+      }
+      CHECK(next == batch);  // every row once
+      CHECK(largest - smallest <= 1);
+      CHECK(smallest >= 1);
+    }
+  }
+  CHECK_THROWS_WITH_AS(shard_of(2, 0, 3), "a batch of 2 cannot be split over 3 ranks: give a batch of at least one image per rank",
+                       std::invalid_argument);
+  CHECK_THROWS_AS(shard_of(8, 2, 2), std::invalid_argument);
+
+  const xt::xarray<float> batch = xt::reshape_view(xt::arange<float>(5 * 6), {5, 2, 3});
+  const xt::xarray<float> rows = take_rows(batch, Shard{1, 3});
+  CHECK(rows == xt::xarray<float>(xt::view(batch, xt::range(1, 4))));
+  CHECK(take_rows(batch, Shard{5, 0}).shape()[0] == 0);
+  CHECK_THROWS_AS(take_rows(batch, Shard{4, 2}), std::invalid_argument);
+}
