@@ -150,7 +150,9 @@ void run_bench(const BenchOptions& o) {
     auto loss = mul(sum(-model->log_prob(x)), 1.0f / float(o.batch));  // -mean over the whole batch
     if (count) stats = graph_stats(loss);
     loss.backward();
+    profile::mark("(backward's last op)");
     nn::allreduce_gradients(params, group);
+    profile::mark("allreduce gradients");
     opt.step();
     profile::mark("optimizer step");
     const float value = loss.item();

@@ -72,7 +72,8 @@ print("raw results: %s" % out.name)
 # and receives 2 (N - 1) / N of them per rank in 2 (N - 1) messages; no overlap assumed.
 latency = 10e-6  # seconds a message (a typical 10-100 Gbit/s Ethernet hop)
 print("\nweak scaling, 64 images a rank, ring allreduce, %g us a message, no overlap of compute and allreduce" % (latency * 1e6))
-print("%-8s %10s %10s | %s" % ("model", "params", "step ms", "  ".join("N=%-4d GB/s for 90%%" % n for n in (8, 64, 256))))
+print("%-8s %10s %10s | GB/s a rank needs for 90%% efficiency at N ranks" % ("", "", ""))
+print("%-8s %10s %10s | %s" % ("model", "params", "step ms", "  ".join("%-13s" % ("N = %d" % n) for n in (8, 64, 256))))
 for model in a.models.split(","):
     j = best[(model, "flowgrad", "1 x 1")]
     compute = j["batch"] / j["images_per_s"]  # seconds
@@ -80,5 +81,5 @@ for model in a.models.split(","):
     cells = []
     for n in (8, 64, 256):
         budget = compute / 9 - 2 * (n - 1) * latency  # allreduce time that keeps 90% efficiency
-        cells.append("%-19s" % ("%.2f" % (2 * (n - 1) / n * size / budget / 1e9) if budget > 0 else "latency-bound"))
+        cells.append("%-13s" % ("%.2f" % (2 * (n - 1) / n * size / budget / 1e9) if budget > 0 else "latency-bound"))
     print("%-8s %10d %10.0f | %s" % (model, j["params"], compute * 1000, "  ".join(cells)))

@@ -41,7 +41,12 @@ void allreduce_gradients(const Named<T>& params, Communicator& comm, std::size_t
   };
   for (const auto& [name, t] : params) {
     if (!t.has_grad()) continue;
+    Tensor<T> handle = t;
     const std::size_t n = t.grad().size();
+    if (n >= kAllreduceInPlace) {  // large: summed where it is, copying it would cost more than a call
+      comm.allreduce_sum(handle.grad().data(), n);
+      continue;
+    }
     if (!bucket.empty() && bucket.size() + n > bucket_floats) flush();
     bucket.insert(bucket.end(), t.grad().data(), t.grad().data() + n);
     waiting.push_back(t);

@@ -49,9 +49,11 @@ Communicator& single_process();
 // FLOWGRAD_MPI=1 asks for MPI in any case.
 bool launched_by_mpirun();
 
-// Sums every parameter's gradient over the ranks, packed into buckets of at most
-// bucket_floats values (one allreduce per bucket instead of one per tensor). Parameters
-// without a gradient are skipped: every rank runs the same model, so they are the same.
+// Sums every parameter's gradient over the ranks: a gradient of kAllreduceInPlace values or
+// more in place, the smaller ones packed into buckets of at most bucket_floats values (one
+// allreduce per bucket instead of one per tensor). Parameters without a gradient are
+// skipped: every rank runs the same model, so they are the same.
+inline constexpr std::size_t kAllreduceInPlace = std::size_t(1) << 16;
 template <class T>
 void allreduce_gradients(const Named<T>& params, Communicator& comm, std::size_t bucket_floats = std::size_t(1) << 22);
 

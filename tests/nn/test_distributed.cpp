@@ -72,6 +72,15 @@ TEST_CASE("allreduce_gradients: every gradient summed, packed into buckets in or
   nn::allreduce_gradients(params, big);  // the default bucket: one call
   CHECK(big.sums == std::vector<std::size_t>{26});
 
+  nn::Linear<float> wide(300, 300);  // 90,000 weights: summed in place; the bias packed
+  sum(wide(Tensor<float>(xt::ones<float>({std::size_t(1), std::size_t(300)})))).backward();
+  const xt::xarray<float> weight_grad = wide.weight.grad(), bias_grad = wide.bias.grad();
+  IdenticalPeers pair(2);
+  nn::allreduce_gradients(wide.named_parameters(), pair);
+  CHECK(pair.sums == std::vector<std::size_t>{90000, 300});
+  CHECK(wide.weight.grad() == 2.0f * weight_grad);
+  CHECK(wide.bias.grad() == 2.0f * bias_grad);
+
   nn::allreduce_gradients(params, nn::single_process());  // alone: nothing changes
   CHECK(params[0].second.grad() == 6.0 * before[0]);
 }
