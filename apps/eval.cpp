@@ -29,11 +29,17 @@ void run_eval(const EvalArgs& a) {
   const data::ImageDataset test = data::load_dataset(dataset, dir, "test");
   check_image_shape(lm.config.model, test);
   const auto t0 = std::chrono::steady_clock::now();
-  const double bpd = test_bits_per_dim(*lm.model, test, a.batch);
+  const TestScores scores = test_scores(*lm.model, test, a.batch);
+  const double bpd = scores.bpd;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("model: %s (step %lld of %s)\n", describe(lm.config.model).c_str(), (long long)lm.step, lm.path.c_str());
-  std::printf("test bits/dim: %.4f (%s: %s images, %.1f s)\n", bpd, test.source.c_str(),
-              with_commas(test.size()).c_str(), s);
+  std::printf("test bits/dim: %.4f%s (%s: %s images, %.1f s)\n", bpd, lm.config.model.classes ? " given the true class" : "",
+              test.source.c_str(), with_commas(test.size()).c_str(), s);
+  if (lm.config.model.classes) {
+    std::printf("marginal test bits/dim: %.4f (log p(x) = logsumexp over the %zu classes of log p(x | y) + log 1/%zu)\n",
+                scores.marginal_bpd, lm.config.model.classes, lm.config.model.classes);
+    std::printf("generative classifier: %.2f%% of the test images (argmax over y of log p(x | y))\n", 100 * scores.accuracy);
+  }
   if (!std::isfinite(bpd)) throw std::runtime_error("test bits/dim is not finite: the model assigns some test image zero density");
 }
 

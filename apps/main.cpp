@@ -77,6 +77,17 @@ int main(int argc, char** argv) {
     if (group.size() > 1) group.abort(1);
     return 1;
   };
+  if (group.size() > 1) {  // the other commands write their output from every rank: one process is enough
+    std::string command;
+    for (int i = 1; i < argc && command.empty(); ++i)
+      if (argv[i][0] != '-') command = argv[i];
+    if (!command.empty() && command != "train" && command != "bench") {
+      if (group.is_root())
+        std::fprintf(stderr, "flowgrad: error: '%s' runs in one process: only train and bench run under mpirun\n",
+                     command.c_str());
+      return 1;
+    }
+  }
   CLI::App app{"flowgrad: normalizing flows (NICE, Real NVP, Glow) on a small autodiff engine"};
   app.set_version_flag("--version", std::string("flowgrad ") + FLOWGRAD_VERSION);
   app.require_subcommand(1);

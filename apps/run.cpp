@@ -1,5 +1,6 @@
 #include "apps/run.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -100,33 +101,69 @@ void to_image_shape(xt::xarray<float>& values, const ModelConfig& m) {
 
 double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size,
                          std::size_t max_batches, nn::Communicator& group) {
+  return test_scores(model, test, batch_size, max_batches, group).bpd;
+}
+
+TestScores test_scores(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size,
+                       std::size_t max_batches, nn::Communicator& group) {
   const bool was_training = model.is_training();
   model.eval();
   NoGrad no_grad;
   data::TestBatches batches(test, batch_size);
-  double sums[2] = {0, 0};  // bits/dim, images
-  double& total = sums[0];
+  const std::size_t classes = model.classes();
+  const double log_prior = classes ? -std::log(double(classes)) : 0;  // uniform p(y)
+  double sums[4] = {0, 0, 0, 0};  // bits/dim (true class), marginal bits/dim, correct, images
+  auto bpd = [&](double log_p) { return flows::bits_per_dim(log_p, model.dims()); };
   for (std::size_t i = std::size_t(group.rank()); i < std::min(batches.size(), max_batches); i += std::size_t(group.size())) {
     xt::xarray<float> x = batches.batch<float>(i);
     to_model_shape(x, model);
-    const Tensor<float> logp = model.log_prob(Tensor<float>(std::move(x)));
-    for (float lp : logp.value()) total += flows::bits_per_dim(double(lp), model.dims());
-    sums[1] += double(batches.count(i));
+    const std::size_t first = batches.first(i), n = batches.count(i);
+    sums[3] += double(n);
+    if (!classes) {
+      const Tensor<float> logp = model.log_prob(Tensor<float>(std::move(x)));  // held: the loop reads its value
+      for (float lp : logp.value()) sums[0] += bpd(double(lp));
+      continue;
+    }
+    const xt::xarray<float> each = model.log_prob_each_class(Tensor<float>(std::move(x))).value();  // (n, K)
+    for (std::size_t j = 0; j < n; ++j) {
+      if (test.labels[first + j] >= classes)
+        throw data::DataError(test.source + ": the label of image " + std::to_string(first + j) + " is " +
+                              std::to_string(test.labels[first + j]) + ", not one of the model's " +
+                              std::to_string(classes) + " classes");
+      const float* row = each.data() + j * classes;
+      const std::size_t best = std::size_t(std::max_element(row, row + classes) - row);
+      double total = 0;  // logsumexp over the classes, from the largest
+      for (std::size_t k = 0; k < classes; ++k) total += std::exp(double(row[k]) - double(row[best]));
+      sums[0] += bpd(double(row[test.labels[first + j]]));
+      sums[1] += bpd(double(row[best]) + std::log(total) + log_prior);
+      sums[2] += best == test.labels[first + j] ? 1 : 0;
+    }
   }
-  group.allreduce_sum(sums, 2);
+  group.allreduce_sum(sums, 4);
   model.train(was_training);
-  return sums[0] / sums[1];
+  TestScores scores;
+  scores.bpd = sums[0] / sums[3];
+  if (classes) scores.marginal_bpd = sums[1] / sums[3], scores.accuracy = sums[2] / sums[3];
+  return scores;
+}
+
+std::vector<std::uint8_t> rows_of_classes(std::size_t classes, std::size_t per_class) {
+  std::vector<std::uint8_t> out;
+  for (std::size_t k = 0; k < classes; ++k) out.insert(out.end(), per_class, std::uint8_t(k));
+  return out;
 }
 
 std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, const std::string& path,
-                          std::size_t n, double temperature, std::uint64_t seed) {
+                          std::size_t n, double temperature, std::uint64_t seed,
+                          const std::vector<std::uint8_t>& classes, std::size_t columns) {
   const std::string saved = generator_state();
   const bool was_training = model.is_training();
   model.eval();
   xt::xarray<float> x;
   try {
     manual_seed(seed);
-    flows::Samples<float> drawn = model.sample_checked(n, float(temperature));
+    const Tensor<float> context = model.classes() ? flows::one_hot<float>(classes, model.classes()) : Tensor<float>();
+    flows::Samples<float> drawn = model.sample_checked(n, float(temperature), context);
     x = drawn.x.value();
     const std::size_t per = x.size() / n;
     for (std::size_t i = 0; i < n; ++i)  // drawn as grey tiles
@@ -139,7 +176,7 @@ std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, 
   set_generator_state(saved);
   model.train(was_training);
   to_image_shape(x, m);
-  const std::size_t columns = std::max<std::size_t>(1, std::size_t(std::ceil(std::sqrt(double(n)))));
+  if (!columns) columns = std::max<std::size_t>(1, std::size_t(std::ceil(std::sqrt(double(n)))));
   return data::write_image_grid<float>(path, x, columns);
 }
 

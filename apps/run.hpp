@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <xtensor/xarray.hpp>
 
@@ -88,11 +89,27 @@ double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDatase
                          std::size_t batch_size = 500, std::size_t max_batches = SIZE_MAX,
                          nn::Communicator& group = nn::single_process());
 
+// The same for a class-conditional model, with what it adds: bits/dim of log p(x | y) with
+// the true label (bpd), of the marginal log p(x) = logsumexp_y log p(x | y) + log p(y)
+// with p(y) uniform, and the generative classifier's accuracy, argmax_y log p(x | y). For
+// an unconditional model bpd alone (the others NaN).
+struct TestScores {
+  double bpd = NAN, marginal_bpd = NAN, accuracy = NAN;
+};
+TestScores test_scores(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size = 500,
+                       std::size_t max_batches = SIZE_MAX, nn::Communicator& group = nn::single_process());
+
 // n samples at a temperature drawn from a generator seeded with `seed` (the process-wide
 // generator is put back afterwards, so sampling never changes a training run), written as
-// a grid. Returns how many samples were not finite (drawn as grey tiles).
+// a grid. A class-conditional model needs the class of each sample (n of them), and its
+// grid has `columns` columns (0: a square grid). Returns how many samples were not finite
+// (drawn as grey tiles).
 std::size_t write_samples(flows::FlowModel<float>& model, const ModelConfig& m, const std::string& path,
-                          std::size_t n, double temperature, std::uint64_t seed);
+                          std::size_t n, double temperature, std::uint64_t seed,
+                          const std::vector<std::uint8_t>& classes = {}, std::size_t columns = 0);
+// For a class-conditional model: `per_class` samples of each class, in class order (one
+// grid row a class).
+std::vector<std::uint8_t> rows_of_classes(std::size_t classes, std::size_t per_class);
 
 // "12,345"
 std::string with_commas(std::size_t n);

@@ -76,6 +76,7 @@ void fill_model_defaults(ModelConfig& m, ModelSize size) {
   if (m.scale_clamp != 0 && !glow) foreign.push_back("--scale-clamp");
   if (m.net_actnorm && !glow) foreign.push_back("--net-actnorm");
   if (m.prior_scale_cap != 0 && !glow) foreign.push_back("--prior-scale-cap");
+  if (m.classes != 0 && !glow) foreign.push_back("--conditional");
   if (!m.prior.empty() && !nice) foreign.push_back("--prior");
   if (!foreign.empty()) {
     std::string names;
@@ -130,6 +131,7 @@ void validate_model(const ModelConfig& m) {
     join(problems, "--scale-clamp must be in [0, 20] (0: sigmoid(h + 2)), got " + num(m.scale_clamp));
   if (!(m.prior_scale_cap >= 0 && m.prior_scale_cap <= 20))
     join(problems, "--prior-scale-cap must be in [0, 20] (0: unbounded), got " + num(m.prior_scale_cap));
+  if (m.classes > 256) join(problems, "model.classes must be at most 256 (labels are bytes), got " + std::to_string(m.classes));
   const std::size_t fit = halvings(m.height, m.width);
   if (m.name == "glow") {
     if (m.levels == 0) join(problems, "--levels must be positive");
@@ -195,7 +197,8 @@ std::string describe(const ModelConfig& m) {
                      : m.scale_clamp > 0 ? ", affine coupling (scale clamped to e^+-" + num(m.scale_clamp) + ")"
                                          : ", affine coupling (sigmoid scale)") +
          (m.learn_top ? ", learned top prior" : "") +
-         (m.prior_scale_cap > 0 ? ", split priors' sigma below e^" + num(m.prior_scale_cap) : "");
+         (m.prior_scale_cap > 0 ? ", split priors' sigma below e^" + num(m.prior_scale_cap) : "") +
+         (m.classes > 0 ? ", conditioned on the class (" + std::to_string(m.classes) + " classes)" : "");
   else if (m.name == "realnvp")
     s += std::to_string(m.levels) + " scales, " + std::to_string(m.couplings) + " couplings per stage, ResNet " +
          std::to_string(m.blocks) + " blocks x " + std::to_string(m.hidden);
@@ -216,7 +219,8 @@ nlohmann::json to_json(const RunConfig& c) {
             {"couplings", m.couplings}, {"blocks", m.blocks}, {"layers", m.layers},
             {"additive", m.additive}, {"learn_top", m.learn_top}, {"prior", m.prior},
             {"logit_alpha", m.logit_alpha}, {"scale_clamp", m.scale_clamp}, {"net_actnorm", m.net_actnorm},
-            {"prior_scale_cap", m.prior_scale_cap}}},
+            {"prior_scale_cap", m.prior_scale_cap},
+            {"classes", m.classes}}},
           {"train",
            {{"dataset", t.dataset}, {"data_dir", t.data_dir}, {"batch", t.batch}, {"optimizer", t.optimizer},
             {"lr", t.lr}, {"weight_decay", t.weight_decay}, {"warmup", t.warmup}, {"lr_decay", t.lr_decay},
@@ -293,6 +297,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& sourc
     m.get_or("scale_clamp", mc.scale_clamp, 0.0);
     m.get_or("net_actnorm", mc.net_actnorm, false);
     m.get_or("prior_scale_cap", mc.prior_scale_cap, 0.0);
+    m.get_or("classes", mc.classes, std::size_t(0));
     TrainConfig& tc = c.train;
     t.get("dataset", tc.dataset), t.get("data_dir", tc.data_dir), t.get("batch", tc.batch);
     t.get("lr", tc.lr), t.get("warmup", tc.warmup), t.get("clip", tc.clip);

@@ -35,6 +35,7 @@ struct ModelConfig {
   double scale_clamp = 0;      // glow: affine scale exp(c tanh(h / c)); 0 = sigmoid(h + 2), the reference's
   bool net_actnorm = false;    // glow: ActNorm in the coupling nets (openai/glow)
   double prior_scale_cap = 0;  // glow: split priors' sigma < e^c (soft); 0 = unbounded, the reference's
+  std::size_t classes = 0;     // glow: > 0, the top prior is conditioned on the class (--conditional)
 
   std::size_t dims() const { return channels * height * width; }
 };

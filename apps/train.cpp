@@ -97,7 +97,7 @@ const std::vector<std::pair<std::string, std::pair<const char*, const char*>>> k
     {"--weight-decay", {"train", "weight_decay"}}, {"--lr-decay", {"train", "lr_decay"}},
     {"--ema", {"train", "ema"}},            {"--clip-factor", {"train", "clip_factor"}},
     {"--scale-clamp", {"model", "scale_clamp"}}, {"--net-actnorm", {"model", "net_actnorm"}},
-    {"--prior-scale-cap", {"model", "prior_scale_cap"}},
+    {"--prior-scale-cap", {"model", "prior_scale_cap"}}, {"--conditional", {"model", "classes"}},
 };
 
 std::string state_of(const Generator& g) {
@@ -136,12 +136,15 @@ struct Metric {
   std::int64_t step;
   double epoch, seconds, train_bpd, test_bpd;
   double lr;  // of the last step before the evaluation
+  double marginal_bpd = NAN, accuracy = NAN;  // class-conditional models
 };
 
 nlohmann::json metric_json(const Metric& m) {
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  return {{"step", m.step}, {"epoch", std::round(m.epoch * 1000) / 1000}, {"seconds", std::round(m.seconds * 10) / 10},
-          {"train_bpd", num(m.train_bpd)}, {"test_bpd", num(m.test_bpd)}, {"lr", num(m.lr)}};
+  nlohmann::json j{{"step", m.step}, {"epoch", std::round(m.epoch * 1000) / 1000}, {"seconds", std::round(m.seconds * 10) / 10},
+                   {"train_bpd", num(m.train_bpd)}, {"test_bpd", num(m.test_bpd)}, {"lr", num(m.lr)}};
+  if (!std::isnan(m.accuracy)) j["test_marginal_bpd"] = num(m.marginal_bpd), j["test_accuracy"] = num(m.accuracy);
+  return j;
 }
 
 // The rows of metrics.jsonl up to `max_step` (rows past the checkpoint were written by a
@@ -157,6 +160,7 @@ std::vector<Metric> read_metrics(const std::string& path, std::int64_t max_step)
       auto num = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
       Metric m{j.at("step").get<std::int64_t>(), num(j.at("epoch")), num(j.at("seconds")), num(j.at("train_bpd")),
                num(j.at("test_bpd")), j.contains("lr") ? num(j.at("lr")) : NAN};
+      if (j.contains("test_accuracy")) m.marginal_bpd = num(j.at("test_marginal_bpd")), m.accuracy = num(j.at("test_accuracy"));
       if (m.step <= max_step) out.push_back(m);
     } catch (const std::exception&) {
       // A line cut by a crash: dropped, the run goes on.
@@ -472,11 +476,12 @@ void Training::evaluate() {
   const auto t0 = std::chrono::steady_clock::now();
   const double step_seconds = seconds();
   nn::AveragedWeights<float> averaged(ema_.get());  // evaluation and samples use the average
-  const double test_bpd = test_bits_per_dim(*model_, test_, 500, SIZE_MAX, group_);
+  const TestScores scores = test_scores(*model_, test_, 500, SIZE_MAX, group_);
+  const double test_bpd = scores.bpd;
   const double train_bpd = st_.bpd_count ? st_.bpd_sum / double(st_.bpd_count) : NAN;
   const std::int64_t step = opt_->step_count();
   metrics_.push_back({step, double(st_.epochs_done) + double(st_.batch_in_epoch) / double(per_epoch_), step_seconds,
-                      train_bpd, test_bpd, opt_->lr()});
+                      train_bpd, test_bpd, opt_->lr(), scores.marginal_bpd, scores.accuracy});
   st_.bpd_sum = 0, st_.bpd_count = 0, st_.last_eval_step = step;
   last_test_bpd_ = test_bpd;
   if (!root_) return;
@@ -495,6 +500,9 @@ void Training::evaluate() {
   const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress_->print_line("step " + std::to_string(step) + " (" + fixed(metrics_.back().epoch, 2) + " epochs)  train " +
                         fixed(train_bpd, 4) + "  test " + fixed(test_bpd, 4) + " bits/dim" +
+                        (cfg_.model.classes ? " (marginal " + fixed(scores.marginal_bpd, 4) + ", classifier accuracy " +
+                                                  fixed(100 * scores.accuracy, 2) + "%)"
+                                            : "") +
                         (ema_ ? " (averaged weights)" : "") + "  (" + format_duration(step_seconds) + ", eval " +
                         fixed(eval_s, 1) + " s)" + bad);
 }
@@ -503,9 +511,13 @@ std::string Training::write_sample_grids() {
   std::string bad;
   for (double temperature : {0.7, 1.0}) {
     const std::string name = "samples_T" + fixed(temperature, 1) + ".png";
-    const std::size_t n = write_samples(*model_, cfg_.model, (fs::path(place_.run_dir) / name).string(), 64,
-                                        temperature, t_.seed + 1);
-    if (n) bad += "; " + name + ": " + std::to_string(n) + " of 64 samples not finite (drawn as grey tiles)";
+    // A class-conditional model: a row of 8 for each class.
+    const auto classes = rows_of_classes(cfg_.model.classes, 8);
+    const std::size_t count = classes.empty() ? 64 : classes.size();
+    const std::size_t n = write_samples(*model_, cfg_.model, (fs::path(place_.run_dir) / name).string(), count,
+                                        temperature, t_.seed + 1, classes, classes.empty() ? 0 : 8);
+    if (n) bad += "; " + name + ": " + std::to_string(n) + " of " + std::to_string(count) +
+                  " samples not finite (drawn as grey tiles)";
   }
   return bad;
 }
@@ -574,11 +586,15 @@ void Training::step() {
     x = data::take_rows(x, shard_);
   }
   to_model_shape(x, *model_);
+  const auto first_label = batch.labels.begin() + std::ptrdiff_t(shard_.first);
+  const Tensor<float> context = cfg_.model.classes ? flows::one_hot<float>({first_label, first_label + std::ptrdiff_t(shard_.count)},
+                                                                           cfg_.model.classes)
+                                                   : Tensor<float>();
   opt_->set_lr(schedule_.lr(step));
   opt_->zero_grad();
   // Nats per image of the global batch: this rank's sum over the batch size, summed over the
   // ranks below (in one process, what mean() computes).
-  const Tensor<float> loss = mul(sum(-model_->log_prob(Tensor<float>(std::move(x)))), 1.0f / float(t_.batch));
+  const Tensor<float> loss = mul(sum(-model_->log_prob(Tensor<float>(std::move(x)), context)), 1.0f / float(t_.batch));
   double loss_nats = loss.item();
   if (args_.hook(args_.debug_nan_at_step, step)) loss_nats = NAN;
   if (args_.hook(args_.debug_fail_at_step, step)) throw std::runtime_error("step " + std::to_string(step + 1) + ": --debug-fail-at-step");
@@ -726,6 +742,9 @@ void Training::print_summary() const {
                 (long long)opt_->step_count(), t_.clip_factor);
   std::printf("test bits/dim: %s (%s test images%s)\n", fixed(last_test_bpd_, 4).c_str(),
               with_commas(test_.size()).c_str(), ema_ ? ", averaged weights" : "");
+  if (cfg_.model.classes)
+    std::printf("class-conditional: marginal test bits/dim %s, generative classifier accuracy %s%%\n",
+                fixed(metrics_.back().marginal_bpd, 4).c_str(), fixed(100 * metrics_.back().accuracy, 2).c_str());
   std::printf("samples: %ssamples_T0.7.png %ssamples_T1.0.png\n", dir.c_str(), dir.c_str());
   std::printf("curve: %scurve.svg  metrics: %smetrics.jsonl  checkpoint: %s%s\n", dir.c_str(), dir.c_str(),
               dir.c_str(), kCheckpointName);
@@ -833,6 +852,9 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--scale-clamp", m.scale_clamp,
                       "glow: affine scale exp(C tanh(h / C)), bounded both ways (default 2); 0: sigmoid(h + 2) as openai/glow"))->group(size);
   add(cmd->add_flag("--net-actnorm", m.net_actnorm, "glow: ActNorm after the hidden convs of the coupling nets"))->group(size);
+  // The readers refuse a label outside the datasets' 10 classes, so a class fits the model.
+  add(cmd->add_flag_function("--conditional", [&m](std::int64_t) { m.classes = data::kNumClasses; },
+                             "glow: condition the top prior on the class (10 classes; openai/glow's ycond)"))->group(size);
   add(cmd->add_option("--prior-scale-cap", m.prior_scale_cap,
                       "glow: split priors' sigma below e^C, log sigma > 0 as C tanh(. / C) (default 2); 0: unbounded as openai/glow"))->group(size);
   const char* recipe = "Recipe";

@@ -1,6 +1,7 @@
 #include "flows/glow.hpp"
 
 #include "autograd/instantiate.hpp"
+#include "autograd/shape.hpp"
 #include "flows/actnorm.hpp"
 #include "flows/coupling.hpp"
 #include "flows/invconv.hpp"
@@ -72,7 +73,21 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
   } else {
     this->top_prior_ = std::make_shared<StandardGaussian<T>>();
   }
+  if (config.classes) {
+    class_map = this->register_module("top_prior.class_map", std::make_shared<nn::Linear<T>>(config.classes, 2 * c));
+    class_map->weight.value().fill(T(0));  // starts as the unconditional prior
+    class_map->bias.value().fill(T(0));
+  }
   if (config.logit_alpha > 0) this->preprocess_ = std::make_shared<Logit<T>>(config.logit_alpha);
+}
+
+template <class T>
+std::shared_ptr<Distribution<T>> Glow<T>::top_prior_given(const Tensor<T>& context) const {
+  if (!config_.classes) return this->top_prior_;
+  const std::size_t n = context.shape()[0], c = this->top_shape_[0];
+  const auto shift = chunk(reshape(class_map->forward(context), {n, 2 * c, std::size_t(1), std::size_t(1)}), 2, 1);
+  if (!config_.learn_top) return std::make_shared<DiagonalGaussian<T>>(shift[0], shift[1]);
+  return std::make_shared<DiagonalGaussian<T>>(shift[0] + top_mean, shift[1] + top_logs);
 }
 
 #define FLOWGRAD_GLOW(T)                                                                                      \

@@ -3,13 +3,16 @@
 // that keeps the first half of the channels and models the second half with a learned
 // conditional Gaussian (ZeroConv2d prior). Top prior N(0, I), or learned (per channel).
 // Names as the reference: levels.{l}.{k}.{0,1,2}.*, priors.{l}.*; top_prior.{mean,logs}
-// when learned (not in the bench config).
+// when learned (not in the bench config). Class-conditional (classes > 0, openai/glow's
+// ycond): a zero-initialised linear map top_prior.class_map from the one-hot class to a
+// shift of the top prior's mean and log-scale, per channel.
 #pragma once
 
 #include <memory>
 
 #include "flows/flow.hpp"
 #include "flows/model.hpp"
+#include "nn/linear.hpp"
 #include "nn/sequential.hpp"
 
 namespace flowgrad::flows {
@@ -26,6 +29,7 @@ struct GlowConfig {
   double scale_clamp = 0;     // affine scale: 0 sigmoid(h + 2); c > 0 exp(c tanh(h / c)), see GlowCoupling
   bool net_actnorm = false;   // ActNorm after each hidden conv of the coupling nets (openai/glow)
   double prior_scale_cap = 0; // split priors' sigma < e^c (soft); 0 unbounded, see Split
+  std::size_t classes = 0;    // > 0: the top prior is conditioned on the class (a context of one-hot rows)
 
   static GlowConfig bench() { return {}; }  // the reference's Glow: 433,968 parameters
 };
@@ -49,6 +53,12 @@ class Glow : public FlowModel<T> {
   std::shared_ptr<ModuleList<T>> levels;  // levels.{l} is a FlowSequence of steps
   std::shared_ptr<ModuleList<T>> priors;  // ZeroConv2d(c/2, c) per split
   Tensor<T> top_mean, top_logs;           // defined when learn_top
+  std::shared_ptr<nn::Linear<T>> class_map;  // classes -> 2 x top channels, when classes > 0
+
+  std::size_t classes() const override { return config_.classes; }
+
+ protected:
+  std::shared_ptr<Distribution<T>> top_prior_given(const Tensor<T>& context) const override;
 
  private:
   GlowConfig config_;

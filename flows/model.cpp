@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include <xtensor/xbuilder.hpp>
 
 #include "autograd/instantiate.hpp"
+#include "autograd/shape.hpp"
 #include "flows/actnorm.hpp"
 
 namespace flowgrad::flows {
@@ -21,6 +26,25 @@ void FlowModel<T>::check_input(const char* op, const Tensor<T>& x) const {
   if (s.size() != input_shape_.size() + 1 || !std::equal(input_shape_.begin(), input_shape_.end(), s.begin() + 1))
     throw ShapeError(name_ + "::" + op + ": expected a batch of " + shape_str(input_shape_) + ", got " +
                      shape_str(s));
+}
+
+template <class T>
+void FlowModel<T>::check_context(const char* op, const Tensor<T>& context, std::size_t batch) const {
+  if (!classes()) {
+    if (context.defined()) throw std::invalid_argument(name_ + "::" + op + ": this model is not class-conditional");
+    return;
+  }
+  if (!context.defined())
+    throw std::invalid_argument(name_ + "::" + op + ": a class-conditional model needs the classes (a context)");
+  const Shape s = context.shape();
+  if (s != Shape{batch, classes()})
+    throw ShapeError(name_ + "::" + op + ": expected a context of " + shape_str(Shape{batch, classes()}) +
+                     " (one-hot classes), got " + shape_str(s));
+}
+
+template <class T>
+std::shared_ptr<Distribution<T>> FlowModel<T>::top_prior_given(const Tensor<T>&) const {
+  return top_prior_;
 }
 
 template <class T>
@@ -47,7 +71,6 @@ typename FlowModel<T>::Pass FlowModel<T>::run(const Tensor<T>& x, bool with_prio
     }
   }
   out.latents.zs.push_back(h);
-  if (with_priors) accumulate(log_prior, top_prior_->log_prob(h));
   out.latents.logdet = logdet.defined() ? logdet : zero_logdet<T>(x.shape()[0]);
   out.log_prior = log_prior;
   return out;
@@ -61,9 +84,38 @@ Latents<T> FlowModel<T>::forward(const Tensor<T>& x) {
 
 template <class T>
 Tensor<T> FlowModel<T>::log_prob(const Tensor<T>& x) {
+  return log_prob(x, Tensor<T>());
+}
+
+template <class T>
+Tensor<T> FlowModel<T>::log_prob(const Tensor<T>& x, const Tensor<T>& context) {
   check_input("log_prob", x);
+  check_context("log_prob", context, x.shape()[0]);
   auto pass = run(x, true);
-  return pass.log_prior + pass.latents.logdet;
+  return with_top_prior(pass, top_prior_given(context)->log_prob(pass.latents.zs.back()));
+}
+
+// The splits' log p, then the top latent's, then the log-det: one order for every caller.
+template <class T>
+Tensor<T> FlowModel<T>::with_top_prior(const Pass& pass, const Tensor<T>& top_log_prob) const {
+  const Tensor<T> log_prior = pass.log_prior.defined() ? pass.log_prior + top_log_prob : top_log_prob;
+  return log_prior + pass.latents.logdet;
+}
+
+template <class T>
+Tensor<T> FlowModel<T>::log_prob_each_class(const Tensor<T>& x) {
+  check_input("log_prob_each_class", x);
+  if (!classes()) throw std::invalid_argument(name_ + "::log_prob_each_class: this model is not class-conditional");
+  const std::size_t n = x.shape()[0];
+  // Everything but the top prior is the same for every class: run the flow once.
+  auto pass = run(x, true);
+  const Tensor<T>& top = pass.latents.zs.back();
+  std::vector<Tensor<T>> columns;
+  for (std::size_t k = 0; k < classes(); ++k) {
+    const Tensor<T> context = one_hot<T>(std::vector<std::uint8_t>(n, std::uint8_t(k)), classes());
+    columns.push_back(reshape(with_top_prior(pass, top_prior_given(context)->log_prob(top)), {n, std::size_t(1)}));
+  }
+  return concat(columns, 1);
 }
 
 template <class T>
@@ -92,10 +144,16 @@ FlowResult<T> FlowModel<T>::inverse(const std::vector<Tensor<T>>& zs) {
 
 template <class T>
 Samples<T> FlowModel<T>::sample_checked(std::size_t n, T temperature) {
+  return sample_checked(n, temperature, Tensor<T>());
+}
+
+template <class T>
+Samples<T> FlowModel<T>::sample_checked(std::size_t n, T temperature, const Tensor<T>& context) {
+  check_context("sample", context, n);
   NoGrad no_grad;
   Shape top{n};
   top.insert(top.end(), top_shape_.begin(), top_shape_.end());
-  Tensor<T> h = top_prior_->sample(top, temperature);
+  Tensor<T> h = top_prior_given(context)->sample(top, temperature);
   for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
     if (it->split) h = it->split->merge(h, it->split->sample(h, temperature));
     h = it->flow->inverse(h).y;
@@ -137,11 +195,25 @@ void FlowModel<T>::initialize_from_data(const Tensor<T>& x) {
   NoGrad no_grad;
   const bool was_training = this->is_training();
   this->train(true);
-  log_prob(x);
+  forward(x);  // the flows hold every ActNorm; the priors (and a class context) are not needed
   this->train(was_training);
 }
 
-#define FLOWGRAD_MODEL(T) template class FlowModel<T>;
+template <class T>
+Tensor<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes) {
+  xt::xarray<T> rows = xt::zeros<T>({labels.size(), classes});
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] >= classes)
+      throw std::invalid_argument("one_hot: label " + std::to_string(labels[i]) + " of example " + std::to_string(i) +
+                                  " is not one of the " + std::to_string(classes) + " classes");
+    rows(i, labels[i]) = T(1);
+  }
+  return Tensor<T>(std::move(rows));
+}
+
+#define FLOWGRAD_MODEL(T) \
+  template class FlowModel<T>; \
+  template Tensor<T> one_hot<T>(const std::vector<std::uint8_t>&, std::size_t);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_MODEL)
 
 }  // namespace flowgrad::flows

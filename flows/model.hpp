@@ -9,11 +9,15 @@
 //                   inverted to data; runs under NoGrad. sample_checked also says which
 //                   samples were finite before the preprocessing's inverse (a final
 //                   sigmoid would hide an overflow as 0 or 1).
+// A class-conditional model (classes() > 0, as openai/glow's ycond) takes a context, one
+// one-hot row per example (one_hot(labels, classes)), that sets the top latent's prior:
+//   log_prob(x, context) = log p(x | y);  log_prob_each_class(x) = log p(x | y = k), (B, K)
 //
 // Derived models register their modules under the reference's names and fill the levels
 // with flows that point at them (the level flows themselves are not registered).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +62,12 @@ class FlowModel : public nn::Module<T> {
   Tensor<T> sample(std::size_t n, T temperature = 1) { return sample_checked(n, temperature).x; }
   Samples<T> sample_checked(std::size_t n, T temperature = 1);
 
+  // Class-conditional models: 0 classes means unconditional (and an undefined context).
+  virtual std::size_t classes() const { return 0; }
+  Tensor<T> log_prob(const Tensor<T>& x, const Tensor<T>& context);
+  Tensor<T> log_prob_each_class(const Tensor<T>& x);  // the flow runs once, the top prior K times
+  Samples<T> sample_checked(std::size_t n, T temperature, const Tensor<T>& context);
+
   const Shape& input_shape() const { return input_shape_; }  // per example, e.g. (1, 28, 28)
   std::size_t dims() const;                                   // D = values per example
   const std::string& name() const { return name_; }
@@ -84,14 +94,23 @@ class FlowModel : public nn::Module<T> {
   std::vector<Level> levels_;
   std::shared_ptr<Distribution<T>> top_prior_;
   Shape top_shape_;  // per example
+  // The top latent's prior given a context of (B, classes()) rows; top_prior_ by default.
+  virtual std::shared_ptr<Distribution<T>> top_prior_given(const Tensor<T>& context) const;
 
  private:
   struct Pass {
     Latents<T> latents;
-    Tensor<T> log_prior;  // sum of every latent's log p, (B,)
+    Tensor<T> log_prior;  // the splits' latents' log p summed, (B,); undefined without splits
   };
-  Pass run(const Tensor<T>& x, bool with_priors);
+  Pass run(const Tensor<T>& x, bool with_priors);  // with_priors: the splits' log p (not the top's)
+  Tensor<T> with_top_prior(const Pass& pass, const Tensor<T>& top_log_prob) const;
   void check_input(const char* op, const Tensor<T>& x) const;
+  void check_context(const char* op, const Tensor<T>& context, std::size_t batch) const;
 };
+
+// One-hot rows (B, classes) of class labels: a class-conditional model's context. Throws
+// std::invalid_argument for a label >= classes.
+template <class T>
+Tensor<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes);
 
 }  // namespace flowgrad::flows

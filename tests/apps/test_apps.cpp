@@ -530,3 +530,55 @@ TEST_CASE("end to end on the real Fashion-MNIST, when installed") {
   CHECK(bpd < 12.0);
   CHECK(is_png(out + "/samples_T1.0.png"));
 }
+
+TEST_CASE("train --conditional: log p(x | y), the marginal and the classifier's accuracy; a row of samples per class") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");  // labels 0..3
+  const std::string run = tmp / "run";
+  const Run r = flowgrad_cmd(tiny_glow(tmp / "data", run) + " --conditional --steps 6");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(contains(r.out, "conditioned on the class (10 classes)"));
+  CHECK(contains(r.out, "class-conditional: marginal test bits/dim "));
+  const auto rows = read_jsonl(run + "/metrics.jsonl");
+  REQUIRE(!rows.empty());
+  const double bpd = rows.back()["test_bpd"], marginal = rows.back()["test_marginal_bpd"],
+               accuracy = rows.back()["test_accuracy"];
+  CHECK(accuracy >= 0.0);
+  CHECK(accuracy <= 1.0);
+  // log p(x) = logsumexp_y log p(x | y) - log 10 >= log p(x | y_true) - log 10: in bits/dim
+  // (8x8 images) at most log2(10) / 64 above the true class's.
+  CHECK(marginal <= bpd + std::log2(10.0) / 64 + 1e-9);
+  CHECK(is_png(run + "/samples_T0.7.png"));
+
+  const Run eval = flowgrad_cmd("eval " + run);
+  REQUIRE_MESSAGE(eval.code == 0, eval.out);
+  CHECK(contains(eval.out, "given the true class"));
+  CHECK(contains(eval.out, "marginal test bits/dim: "));
+  CHECK(contains(eval.out, "generative classifier: "));
+
+  const Run one = flowgrad_cmd("sample " + run + " --class 2 --n 5 --out " + (tmp / "two.png"));
+  REQUIRE_MESSAGE(one.code == 0, one.out);
+  CHECK(contains(one.out, "5 samples at temperature 1 from"));
+  CHECK(contains(one.out, ", class 2"));
+  const Run grid = flowgrad_cmd("sample " + run + " --per-class 3 --out " + (tmp / "grid.png"));
+  REQUIRE_MESSAGE(grid.code == 0, grid.out);
+  CHECK(contains(grid.out, "wrote " + (tmp / "grid.png") + ": 30 samples"));
+  CHECK(contains(flowgrad_cmd("sample " + run + " --class 10 --out " + (tmp / "x.png")).out,
+                 "--class 10: the model has classes 0..9"));
+
+  // Resumed, it stays conditional; NICE and Real NVP refuse the option; labels must fit.
+  const Run resumed = flowgrad_cmd("train --resume " + run + " --steps 8");
+  REQUIRE_MESSAGE(resumed.code == 0, resumed.out);
+  CHECK(contains(resumed.out, "class-conditional: marginal"));
+  const Run nice = flowgrad_cmd("train --model nice --dataset mnist --data-dir " + (tmp / "data") + " --out " +
+                                (tmp / "nice") + " --conditional --steps 1");
+  CHECK(nice.code == 1);
+  CHECK(contains(nice.out, "--conditional"));
+  write_idx_set(tmp / "bad");
+  Bytes labels = file_bytes(tmp / "bad/t10k-labels-idx1-ubyte");
+  labels[8 + 5] = 12;
+  write_file(tmp / "bad/t10k-labels-idx1-ubyte", labels);
+  const Run bad = flowgrad_cmd(tiny_glow(tmp / "bad", tmp / "badrun") + " --conditional --steps 1");
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.out, "label 12 at offset 13 (record 5): expected a class in 0..9"));  // the reader's check
+}

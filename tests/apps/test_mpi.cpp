@@ -72,23 +72,25 @@ bool is_first_moment(const std::string& name) { return name.rfind("adam.exp_avg.
 
 std::string recipe(const std::string& model, const std::string& data, std::size_t batch) {
   return "train --model " + model + " --dataset mnist --data-dir " + data + tiny_model_options(model) +
-         " --batch " + std::to_string(batch) + " --lr 1e-3 --warmup 1 --lr-decay none --clip 0 --clip-factor 0 --threads 1";
+         " --batch " + std::to_string(batch) + " --lr 1e-3 --warmup 1 --clip 0 --clip-factor 0 --threads 1";
 }
 
 std::string checkpoint_of(const fs::path& run) { return (run / "checkpoint.safetensors").string(); }
 
 }  // namespace
 
-TEST_CASE("mpirun -np 2 at batch 64 trains as one process at batch 64: gradient, 3 steps, 40 steps") {
+TEST_CASE("mpirun -np 2 at batch 64 trains as one process at batch 64: gradient, 3 steps, 40 steps (class-conditional too)") {
   if (skip_without_mpi()) return;
   TempDir tmp("flowgrad-mpi");
   write_idx_set(tmp / "data", 320, 64);  // 5 steps an epoch
-  for (const std::string model : {"nice", "realnvp", "glow"}) {
+  for (const std::string model : {"nice", "realnvp", "glow", "glow --conditional"}) {
     CAPTURE(model);
-    const std::string base = recipe(model, (tmp / "data"), 64);
+    const std::string base = recipe(model.substr(0, model.find(' ')), (tmp / "data"), 64) +
+                             (model.find(' ') == std::string::npos ? "" : model.substr(model.find(' ')));
     for (int steps : {1, 3, 40}) {
       CAPTURE(steps);
-      const fs::path one = tmp / (model + "-one-" + std::to_string(steps)), two = tmp / (model + "-two-" + std::to_string(steps));
+      const std::string name = model.substr(0, model.find(' ')) + (model.find(' ') == std::string::npos ? "" : "-conditional");
+      const fs::path one = tmp / (name + "-one-" + std::to_string(steps)), two = tmp / (name + "-two-" + std::to_string(steps));
       const std::string args = base + " --steps " + std::to_string(steps);
       const Run r1 = ranks(0, args + " --out " + one.string());
       REQUIRE_MESSAGE(r1.code == 0, r1.out);
@@ -119,13 +121,14 @@ TEST_CASE("mpirun -np 2 at batch 64 trains as one process at batch 64: gradient,
         const double bpd1 = test_bpd_printed(r1.out), bpd2 = test_bpd_printed(r2.out);
         CAPTURE(bpd1);
         CAPTURE(bpd2);
+        MESSAGE(model, ": test bits/dim after 40 steps ", bpd1, " (1 process), ", bpd2, " (np 2)");
         CHECK(std::abs(bpd1 - bpd2) <= 0.005);
       }
     }
   }
 }
 
-TEST_CASE("mpirun: uneven shards are weighted by their size; a batch too small to split is refused") {
+TEST_CASE("mpirun: uneven shards are weighted by their size; a batch too small to split, or another command, is refused") {
   if (skip_without_mpi()) return;
   TempDir tmp("flowgrad-mpi-uneven");
   write_idx_set(tmp / "data", 126, 16);
@@ -144,13 +147,18 @@ TEST_CASE("mpirun: uneven shards are weighted by their size; a batch too small t
   CHECK(tiny.code != 0);
   CHECK(contains(tiny.out, "--batch 2: a batch of 2 cannot be split over 3 ranks"));
   CHECK_FALSE(fs::exists(tmp / "three/checkpoint.safetensors"));
+
+  const Run sample = ranks(2, "sample " + (tmp / "one") + " --n 4 --out " + (tmp / "s.png"));
+  CHECK(sample.code != 0);
+  CHECK(contains(sample.out, "'sample' runs in one process: only train and bench run under mpirun"));
 }
 
 TEST_CASE("mpirun: rank 0 alone prints and writes; a run resumes with another number of ranks") {
   if (skip_without_mpi()) return;
   TempDir tmp("flowgrad-mpi-resume");
   write_idx_set(tmp / "data", 256, 32);
-  const std::string base = recipe("realnvp", (tmp / "data"), 64);
+  // A constant learning rate: a resumed run given other limits would start a new cosine segment.
+  const std::string base = recipe("realnvp", (tmp / "data"), 64) + " --lr-decay none";
   const fs::path straight = tmp / "straight", down = tmp / "down", up = tmp / "up";
   REQUIRE(ranks(0, base + " --steps 4 --out " + straight.string()).code == 0);
 
