@@ -39,7 +39,9 @@ std::pair<std::vector<double>, double> differences(const std::string& a_path, co
   const SafeTensors a = load_safetensors(a_path), b = load_safetensors(b_path);
   std::vector<double> diffs;
   double scale = 0;
-  for (const auto& [name, va] : a.tensors) {
+  for (const auto& named : a.tensors) {  // a plain variable: clang refuses structured bindings in REQUIRE_MESSAGE
+    const std::string& name = named.first;
+    const auto& va = named.second;
     if (!keep(name)) continue;
     const auto* x = std::get_if<xt::xarray<float>>(&va);
     const auto* vb = b.find(name);

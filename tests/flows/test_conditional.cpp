@@ -88,7 +88,9 @@ TEST_CASE("conditional Glow: inverse, log-det, log p(x | y) per class, p(y | x) 
   // Every parameter, the class map included, gets a gradient from log p(x | y).
   model.zero_grad();
   sum(model.log_prob(Tensor<double>(x), context)).backward();
-  for (auto& [name, p] : model.named_parameters()) {
+  for (auto& named : model.named_parameters()) {  // a plain variable: clang refuses structured bindings in CAPTURE
+    const std::string& name = named.first;
+    const Tensor<double>& p = named.second;
     CAPTURE(name);
     CHECK(p.has_grad());
   }

@@ -61,7 +61,9 @@ TEST_CASE("allreduce_gradients: every gradient summed, packed into buckets in or
   nn::allreduce_gradients(params, three, 13);  // 12 | 4 + 8 | 2: a tensor never split
   CHECK(three.sums == std::vector<std::size_t>{12, 12, 2});
   std::size_t i = 0;
-  for (auto& [name, p] : params) {
+  for (auto& named : params) {  // a plain variable: clang refuses structured bindings in CAPTURE
+    const std::string& name = named.first;
+    const Tensor<double>& p = named.second;
     CAPTURE(name);
     if (!p.has_grad()) continue;
     CHECK(p.grad() == 3.0 * before[i++]);
