@@ -6,8 +6,8 @@
 
 namespace flowgrad::app {
 
-std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m) {
-  validate_model(m);
+namespace {
+std::shared_ptr<flows::FlowModel<float>> build_flow(const ModelConfig& m) {
   if (m.name == "glow") {
     flows::GlowConfig c;
     c.channels = m.channels, c.height = m.height, c.width = m.width;
@@ -30,6 +30,17 @@ std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m) {
   c.prior = m.prior == "gaussian" ? flows::NICEConfig::Prior::Gaussian : flows::NICEConfig::Prior::Logistic;
   c.logit_alpha = m.logit_alpha;
   return std::make_shared<flows::NICE<float>>(c);
+}
+}  // namespace
+
+std::shared_ptr<flows::FlowModel<float>> build_model(const ModelConfig& m) {
+  validate_model(m);
+  auto model = build_flow(m);
+  if (m.dequantization == "variational")
+    model->set_dequantizer(std::make_shared<flows::VariationalDequantizer<float>>(
+        flows::DequantizerConfig{m.channels, m.height, m.width, m.dequant_hidden, 4,
+                                 m.height % 2 == 0 && m.width % 2 == 0}));
+  return model;
 }
 
 }  // namespace flowgrad::app

@@ -4,7 +4,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include <xtensor/xview.hpp>
+
 #include "autograd/random.hpp"
+#include "autograd/shape.hpp"
 #include "datasets/batching.hpp"
 #include "datasets/png.hpp"
 #include "flows/bits_per_dim.hpp"
@@ -104,8 +107,60 @@ double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDatase
   return test_scores(model, test, batch_size, max_batches, group).bpd;
 }
 
+namespace {
+
+// log p(x | y = k) for every class, (n, K); (n, 1) of log p(x) for an unconditional model.
+xt::xarray<double> log_prob_rows(flows::FlowModel<float>& model, const Tensor<float>& x) {
+  const std::size_t n = x.shape().at(0);
+  if (model.classes()) return xt::cast<double>(model.log_prob_each_class(x).value());
+  xt::xarray<double> lp = xt::cast<double>(model.log_prob(x).value());
+  lp.reshape({n, std::size_t(1)});
+  return lp;
+}
+
+// The same rows of images [first, first + n) of the test set: with uniform noise, the
+// fixed noise of the test split; with a variational dequantizer, the bound
+// log mean_s exp(log p(x_s) - log q(u_s | pixels)) over `samples` draws u_s ~ q, whose
+// noise is a function of the image index alone (as the uniform test noise is).
+xt::xarray<double> test_log_probs(flows::FlowModel<float>& model, const data::TestBatches& batches,
+                                  const data::ImageDataset& test, std::size_t i, std::size_t samples) {
+  auto* dequantizer = model.dequantizer();
+  if (!dequantizer) {
+    xt::xarray<float> x = batches.batch<float>(i);
+    to_model_shape(x, model);
+    return log_prob_rows(model, Tensor<float>(std::move(x)));
+  }
+  const std::size_t first = batches.first(i), n = batches.count(i), per_image = test.images.size() / test.size();
+  const xt::xarray<float> pixels = xt::cast<float>(xt::view(test.images, xt::range(first, first + n)));
+  std::vector<xt::xarray<float>> noise(samples, xt::xarray<float>::from_shape(pixels.shape()));
+  for (std::size_t j = 0; j < n; ++j) {
+    Generator g(data::kTestNoiseSeed ^ (0x9e3779b97f4a7c15ULL * (first + j + 1)));
+    for (auto& eps : noise) {
+      const xt::xarray<float> drawn = normal<float>({per_image}, 0.f, 1.f, g);
+      std::copy(drawn.begin(), drawn.end(), eps.data() + j * per_image);
+    }
+  }
+  std::vector<xt::xarray<double>> each;
+  for (const auto& eps : noise) {
+    const flows::Dequantized<float> d = dequantizer->forward(pixels, eps);
+    Shape shape{n};
+    for (auto s : model.input_shape()) shape.push_back(s);
+    xt::xarray<double> log_q = xt::cast<double>(d.log_q.value());
+    log_q.reshape({n, std::size_t(1)});
+    each.push_back(log_prob_rows(model, reshape(d.x, shape)) - log_q);
+  }
+  xt::xarray<double> top = each.front();  // log mean exp over the samples, from the largest
+  for (const auto& w : each) top = xt::maximum(top, w);
+  xt::xarray<double> total = xt::zeros_like(top);
+  for (const auto& w : each) total += xt::exp(w - top);
+  return top + xt::log(total / double(samples));
+}
+
+}  // namespace
+
 TestScores test_scores(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size,
-                       std::size_t max_batches, nn::Communicator& group) {
+                       std::size_t max_batches, nn::Communicator& group, std::size_t samples) {
+  if (samples == 0) throw std::invalid_argument("test_scores: samples must be positive");
   const bool was_training = model.is_training();
   model.eval();
   NoGrad no_grad;
@@ -115,27 +170,24 @@ TestScores test_scores(flows::FlowModel<float>& model, const data::ImageDataset&
   double sums[4] = {0, 0, 0, 0};  // bits/dim (true class), marginal bits/dim, correct, images
   auto bpd = [&](double log_p) { return flows::bits_per_dim(log_p, model.dims()); };
   for (std::size_t i = std::size_t(group.rank()); i < std::min(batches.size(), max_batches); i += std::size_t(group.size())) {
-    xt::xarray<float> x = batches.batch<float>(i);
-    to_model_shape(x, model);
     const std::size_t first = batches.first(i), n = batches.count(i);
+    const xt::xarray<double> each = test_log_probs(model, batches, test, i, samples);  // (n, K or 1)
     sums[3] += double(n);
-    if (!classes) {
-      const Tensor<float> logp = model.log_prob(Tensor<float>(std::move(x)));  // held: the loop reads its value
-      for (float lp : logp.value()) sums[0] += bpd(double(lp));
-      continue;
-    }
-    const xt::xarray<float> each = model.log_prob_each_class(Tensor<float>(std::move(x))).value();  // (n, K)
     for (std::size_t j = 0; j < n; ++j) {
+      const double* row = each.data() + j * each.shape()[1];
+      if (!classes) {
+        sums[0] += bpd(row[0]);
+        continue;
+      }
       if (test.labels[first + j] >= classes)
         throw data::DataError(test.source + ": the label of image " + std::to_string(first + j) + " is " +
                               std::to_string(test.labels[first + j]) + ", not one of the model's " +
                               std::to_string(classes) + " classes");
-      const float* row = each.data() + j * classes;
       const std::size_t best = std::size_t(std::max_element(row, row + classes) - row);
       double total = 0;  // logsumexp over the classes, from the largest
-      for (std::size_t k = 0; k < classes; ++k) total += std::exp(double(row[k]) - double(row[best]));
-      sums[0] += bpd(double(row[test.labels[first + j]]));
-      sums[1] += bpd(double(row[best]) + std::log(total) + log_prior);
+      for (std::size_t k = 0; k < classes; ++k) total += std::exp(row[k] - row[best]);
+      sums[0] += bpd(row[test.labels[first + j]]);
+      sums[1] += bpd(row[best] + std::log(total) + log_prior);
       sums[2] += best == test.labels[first + j] ? 1 : 0;
     }
   }

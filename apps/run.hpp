@@ -92,12 +92,15 @@ double test_bits_per_dim(flows::FlowModel<float>& model, const data::ImageDatase
 // The same for a class-conditional model, with what it adds: bits/dim of log p(x | y) with
 // the true label (bpd), of the marginal log p(x) = logsumexp_y log p(x | y) + log p(y)
 // with p(y) uniform, and the generative classifier's accuracy, argmax_y log p(x | y). For
-// an unconditional model bpd alone (the others NaN).
+// an unconditional model bpd alone (the others NaN). With variational dequantization, of
+// the bound with `samples` draws from q per image (importance-weighted over them:
+// log mean_s p(x_s) / q(u_s | x); one sample is the training objective's bound).
 struct TestScores {
   double bpd = NAN, marginal_bpd = NAN, accuracy = NAN;
 };
 TestScores test_scores(flows::FlowModel<float>& model, const data::ImageDataset& test, std::size_t batch_size = 500,
-                       std::size_t max_batches = SIZE_MAX, nn::Communicator& group = nn::single_process());
+                       std::size_t max_batches = SIZE_MAX, nn::Communicator& group = nn::single_process(),
+                       std::size_t samples = 1);
 
 // n samples at a temperature drawn from a generator seeded with `seed` (the process-wide
 // generator is put back afterwards, so sampling never changes a training run), written as

@@ -131,6 +131,10 @@ void validate_model(const ModelConfig& m) {
     join(problems, "--scale-clamp must be in [0, 20] (0: sigmoid(h + 2)), got " + num(m.scale_clamp));
   if (!(m.prior_scale_cap >= 0 && m.prior_scale_cap <= 20))
     join(problems, "--prior-scale-cap must be in [0, 20] (0: unbounded), got " + num(m.prior_scale_cap));
+  if (m.dequantization != "uniform" && m.dequantization != "variational")
+    join(problems, "--dequantization must be uniform or variational, got '" + m.dequantization + "'");
+  if (m.dequant_hidden == 0 || m.dequant_hidden > kMaxHidden)
+    join(problems, "--dequant-hidden must be in [1, " + std::to_string(kMaxHidden) + "], got " + std::to_string(m.dequant_hidden));
   if (m.classes > 256) join(problems, "model.classes must be at most 256 (labels are bytes), got " + std::to_string(m.classes));
   const std::size_t fit = halvings(m.height, m.width);
   if (m.name == "glow") {
@@ -206,6 +210,7 @@ std::string describe(const ModelConfig& m) {
     s += std::to_string(m.couplings) + " couplings, MLP " + std::to_string(m.layers) + " x " +
          std::to_string(m.hidden) + ", " + m.prior + " prior";
   if (m.logit_alpha > 0) s += ", logit alpha " + num(m.logit_alpha);
+  if (m.dequantization == "variational") s += ", variational dequantization (hidden " + std::to_string(m.dequant_hidden) + ")";
   return s + ", on " + image_str(m);
 }
 
@@ -220,7 +225,7 @@ nlohmann::json to_json(const RunConfig& c) {
             {"additive", m.additive}, {"learn_top", m.learn_top}, {"prior", m.prior},
             {"logit_alpha", m.logit_alpha}, {"scale_clamp", m.scale_clamp}, {"net_actnorm", m.net_actnorm},
             {"prior_scale_cap", m.prior_scale_cap},
-            {"classes", m.classes}}},
+            {"classes", m.classes}, {"dequantization", m.dequantization}, {"dequant_hidden", m.dequant_hidden}}},
           {"train",
            {{"dataset", t.dataset}, {"data_dir", t.data_dir}, {"batch", t.batch}, {"optimizer", t.optimizer},
             {"lr", t.lr}, {"weight_decay", t.weight_decay}, {"warmup", t.warmup}, {"lr_decay", t.lr_decay},
@@ -298,6 +303,8 @@ RunConfig run_config_from_json(const std::string& text, const std::string& sourc
     m.get_or("net_actnorm", mc.net_actnorm, false);
     m.get_or("prior_scale_cap", mc.prior_scale_cap, 0.0);
     m.get_or("classes", mc.classes, std::size_t(0));
+    m.get_or("dequantization", mc.dequantization, std::string("uniform"));
+    m.get_or("dequant_hidden", mc.dequant_hidden, std::size_t(16));
     TrainConfig& tc = c.train;
     t.get("dataset", tc.dataset), t.get("data_dir", tc.data_dir), t.get("batch", tc.batch);
     t.get("lr", tc.lr), t.get("warmup", tc.warmup), t.get("clip", tc.clip);

@@ -1,6 +1,7 @@
 // `flowgrad train`: the reference's recipe (Adam, linear warmup, gradient-norm clipping,
-// uniform dequantization, ActNorm's data-dependent init on the first batch), test bits/dim
-// on the whole test set each epoch, and a run directory that can be resumed exactly.
+// uniform or learned (variational) dequantization, ActNorm's data-dependent init on the
+// first batch), test bits/dim on the whole test set each epoch, and a run directory that
+// can be resumed exactly.
 //
 // A run directory holds config.json, metrics.jsonl, curve.svg, samples_T0.7.png,
 // samples_T1.0.png and checkpoint.safetensors (model, Adam state, step, the three random
@@ -34,6 +35,7 @@
 #include "autograd/parallel.hpp"
 #include "autograd/random.hpp"
 #include "autograd/reduce.hpp"
+#include "autograd/shape.hpp"
 #include "datasets/batching.hpp"
 #include "flows/bits_per_dim.hpp"
 #include "nn/checkpoint.hpp"
@@ -98,6 +100,7 @@ const std::vector<std::pair<std::string, std::pair<const char*, const char*>>> k
     {"--ema", {"train", "ema"}},            {"--clip-factor", {"train", "clip_factor"}},
     {"--scale-clamp", {"model", "scale_clamp"}}, {"--net-actnorm", {"model", "net_actnorm"}},
     {"--prior-scale-cap", {"model", "prior_scale_cap"}}, {"--conditional", {"model", "classes"}},
+    {"--dequantization", {"model", "dequantization"}}, {"--dequant-hidden", {"model", "dequant_hidden"}},
 };
 
 std::string state_of(const Generator& g) {
@@ -301,6 +304,9 @@ class Training {
   void print_summary() const;
   // One optimisation step on the next batch; throws when the loss or gradient is not finite.
   void step();
+  // log p(x) of this rank's rows of the batch, dequantized: with uniform noise, or the
+  // variational bound log p(x + u) - log q(u | x) with u ~ q. (B,)
+  Tensor<float> log_likelihood(const data::Batch& batch, std::int64_t step, const Tensor<float>& context);
   void evaluate();
   void checkpoint();
   // A time budget: once the warmup is done and the step time measured, where the learning
@@ -580,12 +586,6 @@ void Training::step() {
   if (!batcher_->next(batch)) throw std::logic_error("train: the batcher ended an epoch early");
   const auto t0 = std::chrono::steady_clock::now();
   const std::int64_t step = opt_->step_count();  // this step's index, from 0
-  xt::xarray<float> x = data::dequantize<float>(batch.images, noise_rng_);  // the whole batch on every rank
-  if (group_.size() > 1) {
-    if (step == 0) initialize_on(x);
-    x = data::take_rows(x, shard_);
-  }
-  to_model_shape(x, *model_);
   const auto first_label = batch.labels.begin() + std::ptrdiff_t(shard_.first);
   const Tensor<float> context = cfg_.model.classes ? flows::one_hot<float>({first_label, first_label + std::ptrdiff_t(shard_.count)},
                                                                            cfg_.model.classes)
@@ -594,7 +594,7 @@ void Training::step() {
   opt_->zero_grad();
   // Nats per image of the global batch: this rank's sum over the batch size, summed over the
   // ranks below (in one process, what mean() computes).
-  const Tensor<float> loss = mul(sum(-model_->log_prob(Tensor<float>(std::move(x)), context)), 1.0f / float(t_.batch));
+  const Tensor<float> loss = mul(sum(-log_likelihood(batch, step, context)), 1.0f / float(t_.batch));
   double loss_nats = loss.item();
   if (args_.hook(args_.debug_nan_at_step, step)) loss_nats = NAN;
   if (args_.hook(args_.debug_fail_at_step, step)) throw std::runtime_error("step " + std::to_string(step + 1) + ": --debug-fail-at-step");
@@ -620,6 +620,32 @@ void Training::step() {
     batcher_->next(none);  // false: closes the epoch without drawing
     ++st_.epochs_done, st_.batch_in_epoch = 0;
   }
+}
+
+Tensor<float> Training::log_likelihood(const data::Batch& batch, std::int64_t step, const Tensor<float>& context) {
+  auto* dequantizer = model_->dequantizer();
+  Shape model_shape{shard_.count};
+  for (auto s : model_->input_shape()) model_shape.push_back(s);
+  if (!dequantizer) {
+    xt::xarray<float> x = data::dequantize<float>(batch.images, noise_rng_);  // the whole batch on every rank
+    if (group_.size() > 1) {
+      if (step == 0) initialize_on(x);
+      x = data::take_rows(x, shard_);
+    }
+    to_model_shape(x, *model_);
+    return model_->log_prob(Tensor<float>(std::move(x)), context);
+  }
+  xt::xarray<float> pixels = xt::cast<float>(batch.images);
+  xt::xarray<float> noise = normal<float>(to_shape(pixels.shape()), 0.f, 1.f, noise_rng_);  // the whole batch
+  if (group_.size() > 1) {
+    if (step == 0) {
+      NoGrad no_grad;
+      initialize_on(dequantizer->forward(pixels, noise).x.value());
+    }
+    pixels = data::take_rows(pixels, shard_), noise = data::take_rows(noise, shard_);
+  }
+  const flows::Dequantized<float> d = dequantizer->forward(pixels, noise);
+  return model_->log_prob(reshape(d.x, model_shape), context) - d.log_q;  // the bound's log p - log q
 }
 
 void Training::agree(bool& stop, bool& interrupted) {
@@ -855,6 +881,10 @@ void add_train_command(CLI::App& app) {
   // The readers refuse a label outside the datasets' 10 classes, so a class fits the model.
   add(cmd->add_flag_function("--conditional", [&m](std::int64_t) { m.classes = data::kNumClasses; },
                              "glow: condition the top prior on the class (10 classes; openai/glow's ycond)"))->group(size);
+  add(cmd->add_option("--dequantization", m.dequantization,
+                      "uniform noise, or variational: noise learned by a small conditional flow q(u | x) (Flow++)")
+          ->check(CLI::IsMember({"uniform", "variational"}))->capture_default_str())->group(size);
+  count(cmd->add_option("--dequant-hidden", m.dequant_hidden, "variational: width of q's nets")->capture_default_str())->group(size);
   add(cmd->add_option("--prior-scale-cap", m.prior_scale_cap,
                       "glow: split priors' sigma below e^C, log sigma > 0 as C tanh(. / C) (default 2); 0: unbounded as openai/glow"))->group(size);
   const char* recipe = "Recipe";

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "flows/dequantization.hpp"
 #include "flows/distributions.hpp"
 #include "flows/flow.hpp"
 #include "flows/split.hpp"
@@ -68,6 +69,13 @@ class FlowModel : public nn::Module<T> {
   Tensor<T> log_prob_each_class(const Tensor<T>& x);  // the flow runs once, the top prior K times
   Samples<T> sample_checked(std::size_t n, T temperature, const Tensor<T>& context);
 
+  // Variational dequantization: q(u | pixels), registered as the child "dequantizer" (so it
+  // trains, averages, checkpoints and broadcasts with the model); null: uniform noise.
+  void set_dequantizer(std::shared_ptr<VariationalDequantizer<T>> d) {
+    dequantizer_ = this->register_module("dequantizer", std::move(d));
+  }
+  VariationalDequantizer<T>* dequantizer() const { return dequantizer_.get(); }
+
   const Shape& input_shape() const { return input_shape_; }  // per example, e.g. (1, 28, 28)
   std::size_t dims() const;                                   // D = values per example
   const std::string& name() const { return name_; }
@@ -94,6 +102,7 @@ class FlowModel : public nn::Module<T> {
   std::vector<Level> levels_;
   std::shared_ptr<Distribution<T>> top_prior_;
   Shape top_shape_;  // per example
+  std::shared_ptr<VariationalDequantizer<T>> dequantizer_;
   // The top latent's prior given a context of (B, classes()) rows; top_prior_ by default.
   virtual std::shared_ptr<Distribution<T>> top_prior_given(const Tensor<T>& context) const;
 

@@ -582,3 +582,50 @@ TEST_CASE("train --conditional: log p(x | y), the marginal and the classifier's 
   CHECK(bad.code == 1);
   CHECK(contains(bad.out, "label 12 at offset 13 (record 5): expected a class in 0..9"));  // the reader's check
 }
+
+TEST_CASE("train --dequantization variational: q is trained and saved with the model, resumes bit-exactly, eval --samples K") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  for (const std::string model : {"glow", "realnvp", "nice"}) {
+    CAPTURE(model);
+    auto cmd = [&](const std::string& out) {
+      return "train --model " + model + " --dataset mnist --data-dir " + (tmp / "data") + " --out " + out +
+             tiny_model_options(model) + " --dequantization variational --dequant-hidden 4 --batch 8 --warmup 3 --threads 2";
+    };
+    const Run a = flowgrad_cmd(cmd(tmp / (model + "-a")) + " --steps 8");
+    REQUIRE_MESSAGE(a.code == 0, a.out);
+    CHECK(contains(a.out, "variational dequantization (hidden 4)"));
+    const Run b1 = flowgrad_cmd(cmd(tmp / (model + "-b")) + " --steps 8 --debug-interrupt-at-step 3");
+    REQUIRE_MESSAGE(b1.code == 130, b1.out);
+    const Run b2 = flowgrad_cmd("train --resume " + (tmp / (model + "-b")) + " --threads 2");
+    REQUIRE_MESSAGE(b2.code == 0, b2.out);
+    const SafeTensors ca = load_safetensors(tmp / (model + "-a/checkpoint.safetensors"));
+    const SafeTensors cb = load_safetensors(tmp / (model + "-b/checkpoint.safetensors"));
+    std::string why;
+    CHECK_MESSAGE(same_tensors(ca, cb, why), why);
+    CHECK(ca.metadata.at("noise_rng") == cb.metadata.at("noise_rng"));
+    // q's parameters, their Adam moments and their average are in the checkpoint, and q trained.
+    const auto* weight = ca.find("dequantizer.couplings.0.net.net.4.weight");
+    REQUIRE(weight != nullptr);
+    CHECK(ca.find("ema.dequantizer.couplings.0.net.net.4.weight") != nullptr);
+    CHECK(xt::amax(xt::abs(std::get<xt::xarray<float>>(*weight)))() > 0.f);  // the zero init moved
+    const auto ra = read_jsonl(tmp / (model + "-a/metrics.jsonl"));
+    const auto rb = read_jsonl(tmp / (model + "-b/metrics.jsonl"));
+    REQUIRE(ra.size() == rb.size());
+    CHECK(ra.back()["test_bpd"] == rb.back()["test_bpd"]);
+  }
+  // The test bound with K samples: deterministic, and the option refused for uniform noise.
+  const std::string run = tmp / "glow-a";
+  const Run one = flowgrad_cmd("eval " + run), again = flowgrad_cmd("eval " + run + " --samples 1"),
+            four = flowgrad_cmd("eval " + run + " --samples 4");
+  REQUIRE_MESSAGE(one.code == 0, one.out);
+  REQUIRE_MESSAGE(four.code == 0, four.out);
+  CHECK(contains(one.out, "the bound with 1 sample of u ~ q(u | x) per image"));
+  CHECK(contains(four.out, "4 samples of u ~ q(u | x) per image (importance-weighted)"));
+  CHECK(one.out.substr(0, one.out.find(" images,")) == again.out.substr(0, again.out.find(" images,")));
+  const Run uniform = flowgrad_cmd(tiny_glow(tmp / "data", tmp / "uniform") + " --steps 2");
+  REQUIRE_MESSAGE(uniform.code == 0, uniform.out);
+  const Run refused = flowgrad_cmd("eval " + (tmp / "uniform") + " --samples 4");
+  CHECK(refused.code == 1);
+  CHECK(contains(refused.out, "--samples 4: the run dequantizes with uniform noise"));
+}

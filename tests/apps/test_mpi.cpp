@@ -4,6 +4,8 @@
 // last checkpoint. Skipped, with a message, when flowgrad was built without MPI.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "app_test.hpp"
 
 using flowgrad::testing::contains;
@@ -81,17 +83,19 @@ std::string checkpoint_of(const fs::path& run) { return (run / "checkpoint.safet
 
 }  // namespace
 
-TEST_CASE("mpirun -np 2 at batch 64 trains as one process at batch 64: gradient, 3 steps, 40 steps (class-conditional too)") {
+TEST_CASE("mpirun -np 2 at batch 64 trains as one process at batch 64: gradient, 3 steps, 40 steps (class-conditional and variational dequantization too)") {
   if (skip_without_mpi()) return;
   TempDir tmp("flowgrad-mpi");
   write_idx_set(tmp / "data", 320, 64);  // 5 steps an epoch
-  for (const std::string model : {"nice", "realnvp", "glow", "glow --conditional"}) {
+  for (const std::string model : {"nice", "realnvp", "glow", "glow --conditional", "glow --dequantization variational"}) {
     CAPTURE(model);
     const std::string base = recipe(model.substr(0, model.find(' ')), (tmp / "data"), 64) +
                              (model.find(' ') == std::string::npos ? "" : model.substr(model.find(' ')));
     for (int steps : {1, 3, 40}) {
       CAPTURE(steps);
-      const std::string name = model.substr(0, model.find(' ')) + (model.find(' ') == std::string::npos ? "" : "-conditional");
+      std::string name = model;  // "glow --conditional" -> "glow_conditional"
+      name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+      std::replace(name.begin(), name.end(), ' ', '_');
       const fs::path one = tmp / (name + "-one-" + std::to_string(steps)), two = tmp / (name + "-two-" + std::to_string(steps));
       const std::string args = base + " --steps " + std::to_string(steps);
       const Run r1 = ranks(0, args + " --out " + one.string());
