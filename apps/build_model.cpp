@@ -14,7 +14,7 @@ std::shared_ptr<flows::FlowModel<float>> build_flow(const ModelConfig& m) {
     c.levels = m.levels, c.steps = m.flow_steps, c.hidden = m.hidden;
     c.affine = !m.additive, c.learn_top = m.learn_top, c.logit_alpha = m.logit_alpha;
     c.scale_clamp = m.scale_clamp, c.net_actnorm = m.net_actnorm, c.prior_scale_cap = m.prior_scale_cap;
-    c.classes = m.classes;
+    c.classes = m.classes, c.class_per_position = m.class_shift == "position", c.class_splits = m.class_splits;
     return std::make_shared<flows::Glow<float>>(c);
   }
   if (m.name == "realnvp") {

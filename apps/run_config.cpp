@@ -78,6 +78,8 @@ void fill_model_defaults(ModelConfig& m, ModelSize size) {
   if (m.prior_scale_cap != 0 && !glow) foreign.push_back("--prior-scale-cap");
   if (m.classes != 0 && !glow) foreign.push_back("--conditional");
   if (!m.prior.empty() && !nice) foreign.push_back("--prior");
+  if ((m.class_shift != "channel" || m.class_splits) && !m.classes)
+    throw UsageError("--class-shift and --class-splits apply to a class-conditional model: add --conditional");
   if (!foreign.empty()) {
     std::string names;
     for (auto& f : foreign) names += (names.empty() ? "" : ", ") + f;
@@ -135,6 +137,8 @@ void validate_model(const ModelConfig& m) {
     join(problems, "--dequantization must be uniform or variational, got '" + m.dequantization + "'");
   if (m.dequant_hidden == 0 || m.dequant_hidden > kMaxHidden)
     join(problems, "--dequant-hidden must be in [1, " + std::to_string(kMaxHidden) + "], got " + std::to_string(m.dequant_hidden));
+  if (m.class_shift != "channel" && m.class_shift != "position")
+    join(problems, "--class-shift must be channel or position, got '" + m.class_shift + "'");
   if (m.classes > 256) join(problems, "model.classes must be at most 256 (labels are bytes), got " + std::to_string(m.classes));
   const std::size_t fit = halvings(m.height, m.width);
   if (m.name == "glow") {
@@ -202,7 +206,9 @@ std::string describe(const ModelConfig& m) {
                                          : ", affine coupling (sigmoid scale)") +
          (m.learn_top ? ", learned top prior" : "") +
          (m.prior_scale_cap > 0 ? ", split priors' sigma below e^" + num(m.prior_scale_cap) : "") +
-         (m.classes > 0 ? ", conditioned on the class (" + std::to_string(m.classes) + " classes)" : "");
+         (m.classes > 0 ? ", conditioned on the class (" + std::to_string(m.classes) + " classes, " +
+                              (m.class_splits ? "top and split priors" : "top prior") + " shifted per " + m.class_shift + ")"
+                        : "");
   else if (m.name == "realnvp")
     s += std::to_string(m.levels) + " scales, " + std::to_string(m.couplings) + " couplings per stage, ResNet " +
          std::to_string(m.blocks) + " blocks x " + std::to_string(m.hidden);
@@ -225,7 +231,8 @@ nlohmann::json to_json(const RunConfig& c) {
             {"additive", m.additive}, {"learn_top", m.learn_top}, {"prior", m.prior},
             {"logit_alpha", m.logit_alpha}, {"scale_clamp", m.scale_clamp}, {"net_actnorm", m.net_actnorm},
             {"prior_scale_cap", m.prior_scale_cap},
-            {"classes", m.classes}, {"dequantization", m.dequantization}, {"dequant_hidden", m.dequant_hidden}}},
+            {"classes", m.classes}, {"class_shift", m.class_shift}, {"class_splits", m.class_splits},
+            {"dequantization", m.dequantization}, {"dequant_hidden", m.dequant_hidden}}},
           {"train",
            {{"dataset", t.dataset}, {"data_dir", t.data_dir}, {"batch", t.batch}, {"optimizer", t.optimizer},
             {"lr", t.lr}, {"weight_decay", t.weight_decay}, {"warmup", t.warmup}, {"lr_decay", t.lr_decay},
@@ -303,6 +310,8 @@ RunConfig run_config_from_json(const std::string& text, const std::string& sourc
     m.get_or("net_actnorm", mc.net_actnorm, false);
     m.get_or("prior_scale_cap", mc.prior_scale_cap, 0.0);
     m.get_or("classes", mc.classes, std::size_t(0));
+    m.get_or("class_shift", mc.class_shift, std::string("channel"));
+    m.get_or("class_splits", mc.class_splits, false);
     m.get_or("dequantization", mc.dequantization, std::string("uniform"));
     m.get_or("dequant_hidden", mc.dequant_hidden, std::size_t(16));
     TrainConfig& tc = c.train;

@@ -36,6 +36,8 @@ struct ModelConfig {
   bool net_actnorm = false;    // glow: ActNorm in the coupling nets (openai/glow)
   double prior_scale_cap = 0;  // glow: split priors' sigma < e^c (soft); 0 = unbounded, the reference's
   std::size_t classes = 0;     // glow: > 0, the top prior is conditioned on the class (--conditional)
+  std::string class_shift = "channel";  // glow, conditional: the class shifts each channel's or each position's prior
+  bool class_splits = false;            // glow, conditional: the split priors are conditioned on the class too
   std::string dequantization = "uniform";  // or "variational": learned noise q(u | x) (Flow++)
   std::size_t dequant_hidden = 16;         // variational: width of q's nets
 

@@ -100,6 +100,7 @@ const std::vector<std::pair<std::string, std::pair<const char*, const char*>>> k
     {"--ema", {"train", "ema"}},            {"--clip-factor", {"train", "clip_factor"}},
     {"--scale-clamp", {"model", "scale_clamp"}}, {"--net-actnorm", {"model", "net_actnorm"}},
     {"--prior-scale-cap", {"model", "prior_scale_cap"}}, {"--conditional", {"model", "classes"}},
+    {"--class-shift", {"model", "class_shift"}}, {"--class-splits", {"model", "class_splits"}},
     {"--dequantization", {"model", "dequantization"}}, {"--dequant-hidden", {"model", "dequant_hidden"}},
 };
 
@@ -881,6 +882,10 @@ void add_train_command(CLI::App& app) {
   // The readers refuse a label outside the datasets' 10 classes, so a class fits the model.
   add(cmd->add_flag_function("--conditional", [&m](std::int64_t) { m.classes = data::kNumClasses; },
                              "glow: condition the top prior on the class (10 classes; openai/glow's ycond)"))->group(size);
+  add(cmd->add_option("--class-shift", m.class_shift,
+                      "conditional: the class shifts the prior's mean and log-scale per channel (ycond) or per position")
+          ->check(CLI::IsMember({"channel", "position"}))->capture_default_str())->group(size);
+  add(cmd->add_flag("--class-splits", m.class_splits, "conditional: condition the split priors on the class too"))->group(size);
   add(cmd->add_option("--dequantization", m.dequantization,
                       "uniform noise, or variational: noise learned by a small conditional flow q(u | x) (Flow++)")
           ->check(CLI::IsMember({"uniform", "variational"}))->capture_default_str())->group(size);

@@ -3,6 +3,7 @@
 #include "autograd/instantiate.hpp"
 #include "autograd/shape.hpp"
 #include "flows/actnorm.hpp"
+#include "flows/class_shift.hpp"
 #include "flows/coupling.hpp"
 #include "flows/invconv.hpp"
 #include "flows/logit.hpp"
@@ -37,10 +38,17 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
   const std::size_t shrink = std::size_t(1) << config.levels;
   if (config.levels == 0 || c == 0 || h == 0 || w == 0 || h % shrink || w % shrink || config.hidden == 0)
     throw std::invalid_argument("Glow: needs levels >= 1 and height, width divisible by 2^levels");
+  if ((config.class_per_position || config.class_splits) && !config.classes)
+    throw std::invalid_argument("Glow: class_per_position and class_splits need classes > 0");
   this->name_ = "Glow";
   this->input_shape_ = {c, h, w};
   levels = this->register_module("levels", std::make_shared<ModuleList<T>>());
   priors = this->register_module("priors", std::make_shared<ModuleList<T>>());
+  struct ConditionedSplit {
+    std::shared_ptr<Split<T>> split;
+    std::size_t c, h, w;
+  };
+  std::vector<ConditionedSplit> conditioned;
   for (std::size_t l = 0; l < config.levels; ++l) {
     c *= 4, h /= 2, w /= 2;
     auto steps = levels->push_back(std::make_shared<FlowSequence<T>>());
@@ -61,6 +69,7 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
     if (l + 1 < config.levels) {
       auto prior = priors->push_back(std::make_shared<nn::ZeroConv2d<T>>(c / 2, c));
       split = std::make_shared<Split<T>>(FactorOut::Second, prior, config.prior_scale_cap);
+      if (config.class_splits) conditioned.push_back({split, c, h, w});
       c /= 2;
     }
     this->levels_.push_back({level, split});
@@ -73,10 +82,14 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
   } else {
     this->top_prior_ = std::make_shared<StandardGaussian<T>>();
   }
-  if (config.classes) {
-    class_map = this->register_module("top_prior.class_map", std::make_shared<nn::Linear<T>>(config.classes, 2 * c));
-    class_map->weight.value().fill(T(0));  // starts as the unconditional prior
-    class_map->bias.value().fill(T(0));
+  // The class maps last (they draw from the generator): the rest is initialised as unconditional.
+  if (config.classes)
+    class_map = this->register_module("top_prior.class_map",
+                                      make_class_map<T>(config.classes, 2 * c, h, w, config.class_per_position));
+  if (config.class_splits) {
+    class_maps = this->register_module("class_maps", std::make_shared<ModuleList<T>>());
+    for (auto& s : conditioned)
+      s.split->set_class_map(class_maps->push_back(make_class_map<T>(config.classes, s.c, s.h, s.w, config.class_per_position)));
   }
   if (config.logit_alpha > 0) this->preprocess_ = std::make_shared<Logit<T>>(config.logit_alpha);
 }
@@ -84,8 +97,8 @@ Glow<T>::Glow(const GlowConfig& config) : config_(config) {
 template <class T>
 std::shared_ptr<Distribution<T>> Glow<T>::top_prior_given(const Tensor<T>& context) const {
   if (!config_.classes) return this->top_prior_;
-  const std::size_t n = context.shape()[0], c = this->top_shape_[0];
-  const auto shift = chunk(reshape(class_map->forward(context), {n, 2 * c, std::size_t(1), std::size_t(1)}), 2, 1);
+  const Shape& top = this->top_shape_;
+  const auto shift = chunk(class_shift(*class_map, context, {context.shape()[0], 2 * top[0], top[1], top[2]}), 2, 1);
   if (!config_.learn_top) return std::make_shared<DiagonalGaussian<T>>(shift[0], shift[1]);
   return std::make_shared<DiagonalGaussian<T>>(shift[0] + top_mean, shift[1] + top_logs);
 }

@@ -5,7 +5,8 @@
 // Names as the reference: levels.{l}.{k}.{0,1,2}.*, priors.{l}.*; top_prior.{mean,logs}
 // when learned (not in the bench config). Class-conditional (classes > 0, openai/glow's
 // ycond): a zero-initialised linear map top_prior.class_map from the one-hot class to a
-// shift of the top prior's mean and log-scale, per channel.
+// shift of the top prior's mean and log-scale, per channel (ycond) or per position; with
+// class_splits, maps class_maps.{l} shift the split priors' outputs the same way.
 #pragma once
 
 #include <memory>
@@ -30,6 +31,8 @@ struct GlowConfig {
   bool net_actnorm = false;   // ActNorm after each hidden conv of the coupling nets (openai/glow)
   double prior_scale_cap = 0; // split priors' sigma < e^c (soft); 0 unbounded, see Split
   std::size_t classes = 0;    // > 0: the top prior is conditioned on the class (a context of one-hot rows)
+  bool class_per_position = false;  // the class shifts each position's mean and log-scale, not each channel's
+  bool class_splits = false;        // the split priors are conditioned on the class too
 
   static GlowConfig bench() { return {}; }  // the reference's Glow: 433,968 parameters
 };
@@ -53,7 +56,8 @@ class Glow : public FlowModel<T> {
   std::shared_ptr<ModuleList<T>> levels;  // levels.{l} is a FlowSequence of steps
   std::shared_ptr<ModuleList<T>> priors;  // ZeroConv2d(c/2, c) per split
   Tensor<T> top_mean, top_logs;           // defined when learn_top
-  std::shared_ptr<nn::Linear<T>> class_map;  // classes -> 2 x top channels, when classes > 0
+  std::shared_ptr<nn::Linear<T>> class_map;  // classes -> 2 x top channels (x H x W), when classes > 0
+  std::shared_ptr<ModuleList<T>> class_maps;  // the split priors', when class_splits
 
   std::size_t classes() const override { return config_.classes; }
 

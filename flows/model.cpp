@@ -48,38 +48,56 @@ std::shared_ptr<Distribution<T>> FlowModel<T>::top_prior_given(const Tensor<T>&)
 }
 
 template <class T>
-typename FlowModel<T>::Pass FlowModel<T>::run(const Tensor<T>& x, bool with_priors) {
+typename FlowModel<T>::Pass FlowModel<T>::run(const Tensor<T>& x) {
   Pass out;
-  Tensor<T> h = x, logdet, log_prior;
-  auto accumulate = [](Tensor<T>& total, const Tensor<T>& term) {
-    total = total.defined() ? total + term : term;
-  };
+  Tensor<T> h = x, logdet;
+  auto accumulate = [&logdet](const Tensor<T>& term) { logdet = logdet.defined() ? logdet + term : term; };
   if (preprocess_) {
     auto r = preprocess_->forward(h);
     h = r.y;
-    accumulate(logdet, r.logdet);
+    accumulate(r.logdet);
   }
   for (auto& level : levels_) {
     auto r = level.flow->forward(h);
     h = r.y;
-    accumulate(logdet, r.logdet);
+    accumulate(r.logdet);
     if (level.split) {
       auto parts = level.split->split(h);
-      if (with_priors) accumulate(log_prior, level.split->log_prob(parts.kept, parts.z));
       out.latents.zs.push_back(parts.z);
+      out.kept.push_back(parts.kept);
       h = parts.kept;
     }
   }
   out.latents.zs.push_back(h);
   out.latents.logdet = logdet.defined() ? logdet : zero_logdet<T>(x.shape()[0]);
-  out.log_prior = log_prior;
   return out;
+}
+
+namespace {
+// A split's prior sees the classes only when it is conditioned on them.
+template <class T>
+Tensor<T> context_for(const Split<T>& split, const Tensor<T>& context) {
+  return split.conditional() ? context : Tensor<T>();
+}
+}  // namespace
+
+template <class T>
+Tensor<T> FlowModel<T>::splits_log_prob(const Pass& pass, const Tensor<T>& context) const {
+  Tensor<T> total;
+  std::size_t i = 0;
+  for (auto& level : levels_) {
+    if (!level.split) continue;
+    auto term = level.split->log_prob(pass.kept[i], pass.latents.zs[i], context_for(*level.split, context));
+    total = total.defined() ? total + term : term;
+    ++i;
+  }
+  return total;
 }
 
 template <class T>
 Latents<T> FlowModel<T>::forward(const Tensor<T>& x) {
   check_input("forward", x);
-  return run(x, false).latents;
+  return run(x).latents;
 }
 
 template <class T>
@@ -91,14 +109,14 @@ template <class T>
 Tensor<T> FlowModel<T>::log_prob(const Tensor<T>& x, const Tensor<T>& context) {
   check_input("log_prob", x);
   check_context("log_prob", context, x.shape()[0]);
-  auto pass = run(x, true);
-  return with_top_prior(pass, top_prior_given(context)->log_prob(pass.latents.zs.back()));
+  auto pass = run(x);
+  return total_log_prob(pass, splits_log_prob(pass, context), top_prior_given(context)->log_prob(pass.latents.zs.back()));
 }
 
 // The splits' log p, then the top latent's, then the log-det: one order for every caller.
 template <class T>
-Tensor<T> FlowModel<T>::with_top_prior(const Pass& pass, const Tensor<T>& top_log_prob) const {
-  const Tensor<T> log_prior = pass.log_prior.defined() ? pass.log_prior + top_log_prob : top_log_prob;
+Tensor<T> FlowModel<T>::total_log_prob(const Pass& pass, const Tensor<T>& splits, const Tensor<T>& top) const {
+  const Tensor<T> log_prior = splits.defined() ? splits + top : top;
   return log_prior + pass.latents.logdet;
 }
 
@@ -107,13 +125,18 @@ Tensor<T> FlowModel<T>::log_prob_each_class(const Tensor<T>& x) {
   check_input("log_prob_each_class", x);
   if (!classes()) throw std::invalid_argument(name_ + "::log_prob_each_class: this model is not class-conditional");
   const std::size_t n = x.shape()[0];
-  // Everything but the top prior is the same for every class: run the flow once.
-  auto pass = run(x, true);
+  // The flow is the same for every class: run it once, and the priors once per class (the
+  // splits' once for all when none of them is conditioned on the class).
+  auto pass = run(x);
   const Tensor<T>& top = pass.latents.zs.back();
+  const bool splits_conditional =
+      std::any_of(levels_.begin(), levels_.end(), [](const Level& l) { return l.split && l.split->conditional(); });
+  const Tensor<T> shared_splits = splits_conditional ? Tensor<T>() : splits_log_prob(pass, Tensor<T>());
   std::vector<Tensor<T>> columns;
   for (std::size_t k = 0; k < classes(); ++k) {
     const Tensor<T> context = one_hot<T>(std::vector<std::uint8_t>(n, std::uint8_t(k)), classes());
-    columns.push_back(reshape(with_top_prior(pass, top_prior_given(context)->log_prob(top)), {n, std::size_t(1)}));
+    const Tensor<T> splits = splits_conditional ? splits_log_prob(pass, context) : shared_splits;
+    columns.push_back(reshape(total_log_prob(pass, splits, top_prior_given(context)->log_prob(top)), {n, std::size_t(1)}));
   }
   return concat(columns, 1);
 }
@@ -155,7 +178,7 @@ Samples<T> FlowModel<T>::sample_checked(std::size_t n, T temperature, const Tens
   top.insert(top.end(), top_shape_.begin(), top_shape_.end());
   Tensor<T> h = top_prior_given(context)->sample(top, temperature);
   for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
-    if (it->split) h = it->split->merge(h, it->split->sample(h, temperature));
+    if (it->split) h = it->split->merge(h, it->split->sample(h, temperature, context_for(*it->split, context)));
     h = it->flow->inverse(h).y;
   }
   Samples<T> out;

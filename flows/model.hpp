@@ -10,7 +10,8 @@
 //                   samples were finite before the preprocessing's inverse (a final
 //                   sigmoid would hide an overflow as 0 or 1).
 // A class-conditional model (classes() > 0, as openai/glow's ycond) takes a context, one
-// one-hot row per example (one_hot(labels, classes)), that sets the top latent's prior:
+// one-hot row per example (one_hot(labels, classes)), that sets the top latent's prior (and
+// the splits' priors, where they are conditioned too):
 //   log_prob(x, context) = log p(x | y);  log_prob_each_class(x) = log p(x | y = k), (B, K)
 //
 // Derived models register their modules under the reference's names and fill the levels
@@ -66,7 +67,7 @@ class FlowModel : public nn::Module<T> {
   // Class-conditional models: 0 classes means unconditional (and an undefined context).
   virtual std::size_t classes() const { return 0; }
   Tensor<T> log_prob(const Tensor<T>& x, const Tensor<T>& context);
-  Tensor<T> log_prob_each_class(const Tensor<T>& x);  // the flow runs once, the top prior K times
+  Tensor<T> log_prob_each_class(const Tensor<T>& x);  // the flow runs once, the priors K times
   Samples<T> sample_checked(std::size_t n, T temperature, const Tensor<T>& context);
 
   // Variational dequantization: q(u | pixels), registered as the child "dequantizer" (so it
@@ -109,10 +110,12 @@ class FlowModel : public nn::Module<T> {
  private:
   struct Pass {
     Latents<T> latents;
-    Tensor<T> log_prior;  // the splits' latents' log p summed, (B,); undefined without splits
+    std::vector<Tensor<T>> kept;  // the half each split kept (its prior's input), in level order
   };
-  Pass run(const Tensor<T>& x, bool with_priors);  // with_priors: the splits' log p (not the top's)
-  Tensor<T> with_top_prior(const Pass& pass, const Tensor<T>& top_log_prob) const;
+  Pass run(const Tensor<T>& x);  // the flow alone, no prior
+  // The splits' latents' log p summed, (B,); undefined without splits.
+  Tensor<T> splits_log_prob(const Pass& pass, const Tensor<T>& context) const;
+  Tensor<T> total_log_prob(const Pass& pass, const Tensor<T>& splits, const Tensor<T>& top) const;
   void check_input(const char* op, const Tensor<T>& x) const;
   void check_context(const char* op, const Tensor<T>& context, std::size_t batch) const;
 };

@@ -6,6 +6,7 @@
 #include "autograd/elementwise.hpp"
 #include "autograd/instantiate.hpp"
 #include "autograd/shape.hpp"
+#include "flows/class_shift.hpp"
 
 namespace flowgrad::flows {
 
@@ -41,7 +42,16 @@ Tensor<T> Split<T>::merge(const Tensor<T>& kept, const Tensor<T>& z) const {
 }
 
 template <class T>
-std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept) {
+void Split<T>::set_class_map(std::shared_ptr<nn::Linear<T>> map) {
+  if (!prior || !map) throw std::invalid_argument("Split: a class map needs a prior network (and a map)");
+  class_map = this->register_module("class_map", std::move(map));
+}
+
+template <class T>
+std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept, const Tensor<T>& context) {
+  if (context.defined() != conditional())
+    throw std::invalid_argument(conditional() ? "Split: a class-conditional prior needs the classes (a context)"
+                                              : "Split: this prior is not class-conditional");
   if (!prior) return std::make_shared<StandardGaussian<T>>();
   auto h = prior->forward(kept);
   Shape want = kept.shape();
@@ -49,6 +59,7 @@ std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept) {
   if (h.shape() != want)
     throw ShapeError("Split: prior network returned " + shape_str(h.shape()) + ", expected " +
                      shape_str(want));
+  if (class_map) h = h + class_shift(*class_map, context, want);
   const std::size_t c = want[1];
   auto logs = slice(h, 1, 1, c, 2);
   if (log_scale_cap_ > 0) {  // logs <= 0 as it is, logs > 0 -> cap tanh(logs / cap)
@@ -59,16 +70,16 @@ std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept) {
 }
 
 template <class T>
-Tensor<T> Split<T>::log_prob(const Tensor<T>& kept, const Tensor<T>& z) {
+Tensor<T> Split<T>::log_prob(const Tensor<T>& kept, const Tensor<T>& z, const Tensor<T>& context) {
   if (kept.shape() != z.shape())
     throw ShapeError("Split::log_prob: kept half " + shape_str(kept.shape()) + " and latent " +
                      shape_str(z.shape()) + " differ");
-  return prior_given(kept)->log_prob(z);
+  return prior_given(kept, context)->log_prob(z);
 }
 
 template <class T>
-Tensor<T> Split<T>::sample(const Tensor<T>& kept, T temperature) {
-  return prior_given(kept)->sample(kept.shape(), temperature);
+Tensor<T> Split<T>::sample(const Tensor<T>& kept, T temperature, const Tensor<T>& context) {
+  return prior_given(kept, context)->sample(kept.shape(), temperature);
 }
 
 #define FLOWGRAD_SPLIT(T) template class Split<T>;

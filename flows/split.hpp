@@ -10,11 +10,15 @@
 // the one map in Glow's sampling direction that grows exponentially with its input: a
 // tail latent makes logs large, the next level's input huge, and the sample overflows.
 // Small sigmas, which fit the data's flat backgrounds, stay free. 0: unbounded (the reference).
+//
+// A class-conditional split (set_class_map, child "class_map") adds a class_shift of the
+// one-hot context to the prior network's output: p(z | kept, y).
 #pragma once
 
 #include <memory>
 
 #include "flows/distributions.hpp"
+#include "nn/linear.hpp"
 #include "nn/module.hpp"
 
 namespace flowgrad::flows {
@@ -35,15 +39,21 @@ class Split : public nn::Module<T> {
   Parts split(const Tensor<T>& x) const;
   Tensor<T> merge(const Tensor<T>& kept, const Tensor<T>& z) const;  // inverse of split
 
-  // The prior of z given the kept half (a StandardGaussian or a DiagonalGaussian).
-  std::shared_ptr<Distribution<T>> prior_given(const Tensor<T>& kept);
-  Tensor<T> log_prob(const Tensor<T>& kept, const Tensor<T>& z);  // (B,)
+  // Conditions the prior on the class: a map made by make_class_map (needs a prior network).
+  void set_class_map(std::shared_ptr<nn::Linear<T>> map);
+  bool conditional() const { return bool(class_map); }
+
+  // The prior of z given the kept half (a StandardGaussian or a DiagonalGaussian), and the
+  // one-hot classes (B, K) when conditional (an undefined context otherwise).
+  std::shared_ptr<Distribution<T>> prior_given(const Tensor<T>& kept, const Tensor<T>& context = {});
+  Tensor<T> log_prob(const Tensor<T>& kept, const Tensor<T>& z, const Tensor<T>& context = {});  // (B,)
   // z for this kept half with the prior's sigma scaled by temperature.
-  Tensor<T> sample(const Tensor<T>& kept, T temperature);
+  Tensor<T> sample(const Tensor<T>& kept, T temperature, const Tensor<T>& context = {});
 
   FactorOut which() const { return which_; }
   double log_scale_cap() const { return log_scale_cap_; }
   std::shared_ptr<nn::Layer<T>> prior;  // null for N(0, I)
+  std::shared_ptr<nn::Linear<T>> class_map;  // null: not class-conditional
 
  private:
   FactorOut which_;

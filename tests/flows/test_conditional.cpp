@@ -1,12 +1,14 @@
 // Class-conditional Glow (openai/glow's ycond): the top prior's mean and log-scale shifted
-// by a zero-initialised linear map of the one-hot class. The flow is the unconditional
-// one; what is new is a normalised density p(x | y) per class, its gradients, sampling
-// per class, and the generative classifier argmax_y log p(x | y) + log p(y).
+// by a zero-initialised linear map of the one-hot class, per channel or per position, and
+// optionally the split priors' too. The flow is the unconditional one; what is new is a
+// normalised density p(x | y) per class, its gradients, sampling per class, and the
+// generative classifier argmax_y log p(x | y) + log p(y). Every check runs on each variant.
 #include <doctest/doctest.h>
 
 #include "autograd/gradcheck.hpp"
 #include "autograd/shape.hpp"
 #include "flow_checks.hpp"
+#include "flows/class_shift.hpp"
 #include "flows/glow.hpp"
 #include "nn/optim.hpp"
 
@@ -15,10 +17,20 @@ using namespace flow_checks;
 
 namespace {
 
-flows::GlowConfig tiny(std::size_t classes, std::size_t size = 4) {
+struct Variant {
+  const char* name;
+  bool per_position, splits;
+};
+const Variant kVariants[] = {{"per channel (ycond)", false, false},
+                             {"per position", true, false},
+                             {"per channel, split priors too", false, true},
+                             {"per position, split priors too", true, true}};
+
+flows::GlowConfig tiny(std::size_t classes, std::size_t size = 4, Variant v = kVariants[0]) {
   flows::GlowConfig c;
   c.height = c.width = size, c.levels = size == 2 ? 1 : 2, c.steps = 1, c.hidden = 4;
   c.learn_top = true, c.classes = classes;
+  c.class_per_position = v.per_position, c.class_splits = v.splits;
   return c;
 }
 
@@ -41,28 +53,57 @@ xt::xarray<double> log_posterior(const xt::xarray<double>& each) {
 }  // namespace
 
 TEST_CASE("conditional Glow starts as the unconditional one, for every class") {
-  manual_seed(700);
-  flows::Glow<double> plain(tiny(0));
-  manual_seed(700);
-  flows::Glow<double> conditional(tiny(3));
-  CHECK(conditional.classes() == 3);
-  CHECK(conditional.named_parameters().size() == plain.named_parameters().size() + 2);  // class_map weight, bias
-  conditional.set_actnorm_data_init(false), plain.set_actnorm_data_init(false);
-  const Tensor<double> x(rand_uniform({3, 1, 4, 4}, 701, 0.02, 0.98));
-  const auto want = plain.log_prob(x).value();
-  for (int k = 0; k < 3; ++k) {
-    CAPTURE(k);
-    const auto got = conditional.log_prob(x, flows::one_hot<double>(labels_of({k, k, k}), 3)).value();
-    CHECK(max_abs_diff(got, want) == 0.0);
+  for (const Variant& v : kVariants) {
+    const std::string variant = v.name;
+    CAPTURE(variant);
+    manual_seed(700);
+    flows::Glow<double> plain(tiny(0, 8));
+    manual_seed(700);
+    flows::Glow<double> conditional(tiny(3, 8, v));
+    CHECK(conditional.classes() == 3);
+    // Weight and bias of the top's class map, and of the split's when conditioned too.
+    const std::size_t maps = v.splits ? 2 : 1;
+    CHECK(conditional.named_parameters().size() == plain.named_parameters().size() + 2 * maps);
+    CHECK(conditional.class_map->weight.shape() == Shape{2 * 8 * (v.per_position ? 2 * 2 : 1), 3});  // the 8x2x2 top
+    if (v.splits)  // the split's z is 2x4x4
+      CHECK(conditional.class_maps->named_parameters().at(0).second.shape() == Shape{2 * 2 * (v.per_position ? 16 : 1), 3});
+    conditional.set_actnorm_data_init(false), plain.set_actnorm_data_init(false);
+    const Tensor<double> x(rand_uniform({3, 1, 8, 8}, 701, 0.02, 0.98));
+    const auto want = plain.log_prob(x).value();
+    for (int k = 0; k < 3; ++k) {
+      CAPTURE(k);
+      const auto got = conditional.log_prob(x, flows::one_hot<double>(labels_of({k, k, k}), 3)).value();
+      CHECK(max_abs_diff(got, want) == 0.0);
+    }
   }
 }
 
-TEST_CASE("conditional Glow: inverse, log-det, log p(x | y) per class, p(y | x) sums to 1, sampling per class") {
+TEST_CASE("class_shift: per channel broadcasts over positions, per position is a shift image; bad shapes are refused") {
+  manual_seed(705);
+  auto channel = flows::make_class_map<double>(2, 6, 3, 5, false), position = flows::make_class_map<double>(2, 6, 3, 5, true);
+  CHECK(channel->weight.shape() == Shape{6, 2});
+  CHECK(position->weight.shape() == Shape{90, 2});
+  CHECK(xt::all(xt::equal(position->weight.value(), 0.0)));  // the unconditional prior at the start
+  const Tensor<double> context = flows::one_hot<double>(labels_of({1, 0, 1}), 2);
+  CHECK(flows::class_shift(*channel, context, {3, 6, 3, 5}).shape() == Shape{3, 6, 1, 1});
+  position->weight.value() = rand_uniform({90, 2}, 706, -1, 1);
+  const auto shift = flows::class_shift(*position, context, {3, 6, 3, 5}).value();
+  REQUIRE(shift.shape() == std::vector<std::size_t>{3, 6, 3, 5});
+  // Row-major: position (c, i, j) of example n is the map's output c * 15 + i * 5 + j of its class.
+  CHECK(shift(0, 4, 2, 3) == position->weight.value()(4 * 15 + 2 * 5 + 3, 1));
+  CHECK(shift(1, 5, 0, 1) == position->weight.value()(5 * 15 + 0 * 5 + 1, 0));
+  CHECK_THROWS_AS(flows::class_shift(*position, context, {3, 6, 3, 4}), ShapeError);
+  CHECK_THROWS_AS(flows::class_shift(*position, context, {2, 6, 3, 5}), ShapeError);
+  CHECK_THROWS_AS(flows::Glow<double>(tiny(0, 4, kVariants[3])), std::invalid_argument);  // no classes
+}
+
+namespace {
+void check_conditional(const Variant& v) {
   manual_seed(710);
-  flows::Glow<double> model(tiny(3));
+  flows::Glow<double> model(tiny(3, 8, v));
   model.set_actnorm_data_init(false);
-  perturb_parameters(model, 0.3, 711);  // the class map too: the classes differ
-  const Arr x = rand_uniform({4, 1, 4, 4}, 712, 0.02, 0.98);
+  perturb_parameters(model, 0.3, 711);  // the class maps too: the classes differ
+  const Arr x = rand_uniform({4, 1, 8, 8}, 712, 0.02, 0.98);
   auto lat = model.forward(Tensor<double>(x));
   CHECK(max_abs_diff(model.inverse(lat.zs).y.value(), x) < 1e-10);
   CHECK(logdet_error([&](const Tensor<double>& t) {
@@ -114,36 +155,56 @@ TEST_CASE("conditional Glow: inverse, log-det, log p(x | y) per class, p(y | x) 
   CHECK_THROWS_AS(plain.log_prob_each_class(Tensor<double>(x)), std::invalid_argument);
 }
 
+}  // namespace
+
+TEST_CASE("conditional Glow: inverse, log-det, log p(x | y) per class, p(y | x) sums to 1, sampling per class") {
+  for (const Variant& v : kVariants) {
+    const std::string variant = v.name;
+    CAPTURE(variant);
+    check_conditional(v);
+  }
+}
+
 TEST_CASE("conditional Glow: float64 gradcheck of log p(x | y) in the input and every parameter") {
-  manual_seed(720);
-  flows::Glow<double> model(tiny(2));
-  model.set_actnorm_data_init(false);
-  perturb_parameters(model, 0.2, 721);
-  const Tensor<double> x(rand_uniform({2, 1, 4, 4}, 722, 0.1, 0.9), true);
-  const Tensor<double> context = flows::one_hot<double>(labels_of({1, 0}), 2);
-  CHECK(gradcheck([&](const auto& in) { return model.log_prob(in[0], context); }, {x}, model.named_parameters()));
+  for (const Variant& v : kVariants) {
+    const std::string variant = v.name;
+    CAPTURE(variant);
+    manual_seed(720);
+    flows::Glow<double> model(tiny(2, 8, v));
+    model.set_actnorm_data_init(false);
+    perturb_parameters(model, 0.2, 721);
+    const Tensor<double> x(rand_uniform({2, 1, 8, 8}, 722, 0.1, 0.9), true);
+    const Tensor<double> context = flows::one_hot<double>(labels_of({1, 0}), 2);
+    CHECK(gradcheck([&](const auto& in) { return model.log_prob(in[0], context); }, {x}, model.named_parameters()));
+  }
 }
 
 TEST_CASE("conditional Glow: each p(x | y) is normalised (importance sampling from another class)") {
-  // E over x ~ p(x | a) of p(x | b) / p(x | a) = integral of p(x | b) = 1, on 1x2x2 images.
-  manual_seed(730);
-  flows::Glow<double> model(tiny(2, 2));
-  model.set_actnorm_data_init(false);
-  perturb_parameters(model, 0.15, 731);
-  const std::size_t n = 20000;
-  const Tensor<double> x = model.sample_checked(n, 1.0, flows::one_hot<double>(std::vector<std::uint8_t>(n, 0), 2)).x;
-  const auto each = model.log_prob_each_class(x).value();
-  double mean = 0, square = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double w = std::exp(each(i, 1) - each(i, 0));
-    mean += w / double(n), square += w * w / double(n);
+  // E over x ~ p(x | a) of p(x | b) / p(x | a) = integral of p(x | b) = 1: on 1x2x2 images
+  // (no split), and on 1x4x4 ones whose split prior is conditioned too.
+  const std::pair<Variant, std::size_t> cases[] = {{kVariants[0], 2}, {kVariants[2], 4}, {kVariants[3], 4}};
+  for (const auto& [v, size] : cases) {
+    const std::string variant = v.name;
+    CAPTURE(variant);
+    manual_seed(730);
+    flows::Glow<double> model(tiny(2, size, v));
+    model.set_actnorm_data_init(false);
+    perturb_parameters(model, size == 2 ? 0.15 : 0.1, 731);  // 16 values: smaller class gaps keep the weights' variance low
+    const std::size_t n = 20000;
+    const Tensor<double> x = model.sample_checked(n, 1.0, flows::one_hot<double>(std::vector<std::uint8_t>(n, 0), 2)).x;
+    const auto each = model.log_prob_each_class(x).value();
+    double mean = 0, square = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double w = std::exp(each(i, 1) - each(i, 0));
+      mean += w / double(n), square += w * w / double(n);
+    }
+    const double standard_error = std::sqrt((square - mean * mean) / double(n));
+    CAPTURE(mean);
+    CAPTURE(standard_error);
+    CHECK(standard_error < 0.05);
+    CHECK(std::abs(mean - 1.0) < 4 * standard_error + 1e-3);
+    CHECK(std::abs(each(0, 0) - each(0, 1)) > 1e-3);  // the classes differ: the check is not 1 = 1
   }
-  const double standard_error = std::sqrt((square - mean * mean) / double(n));
-  CAPTURE(mean);
-  CAPTURE(standard_error);
-  CHECK(standard_error < 0.05);
-  CHECK(std::abs(mean - 1.0) < 4 * standard_error + 1e-3);
-  CHECK(std::abs(each(0, 0) - each(0, 1)) > 1e-3);  // the classes differ: the check is not 1 = 1
 }
 
 TEST_CASE("conditional Glow learns two Gaussians: its classifier reaches the Bayes accuracy") {
