@@ -537,7 +537,7 @@ TEST_CASE("train --conditional: log p(x | y), the marginal and the classifier's 
   const std::string run = tmp / "run";
   const Run r = flowgrad_cmd(tiny_glow(tmp / "data", run) + " --conditional --steps 6");
   REQUIRE_MESSAGE(r.code == 0, r.out);
-  CHECK(contains(r.out, "conditioned on the class (10 classes)"));
+  CHECK(contains(r.out, "conditioned on the class (10 classes, top prior shifted per channel)"));
   CHECK(contains(r.out, "class-conditional: marginal test bits/dim "));
   const auto rows = read_jsonl(run + "/metrics.jsonl");
   REQUIRE(!rows.empty());
@@ -581,6 +581,31 @@ TEST_CASE("train --conditional: log p(x | y), the marginal and the classifier's 
   const Run bad = flowgrad_cmd(tiny_glow(tmp / "bad", tmp / "badrun") + " --conditional --steps 1");
   CHECK(bad.code == 1);
   CHECK(contains(bad.out, "label 12 at offset 13 (record 5): expected a class in 0..9"));  // the reader's check
+}
+
+TEST_CASE("train --conditional --class-shift position --class-splits: trained, resumed, evaluated and sampled per class") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string run = tmp / "run";
+  const Run r = flowgrad_cmd(tiny_glow(tmp / "data", run) + " --conditional --class-shift position --class-splits --steps 4");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(contains(r.out, "conditioned on the class (10 classes, top and split priors shifted per position)"));
+  const Run resumed = flowgrad_cmd("train --resume " + run + " --steps 6");
+  REQUIRE_MESSAGE(resumed.code == 0, resumed.out);
+  CHECK(contains(resumed.out, "top and split priors shifted per position"));  // the stored form, not the defaults
+  const Run eval = flowgrad_cmd("eval " + run);
+  REQUIRE_MESSAGE(eval.code == 0, eval.out);
+  CHECK(contains(eval.out, "generative classifier: "));
+  const Run grid = flowgrad_cmd("sample " + run + " --per-class 2 --out " + (tmp / "grid.png"));
+  REQUIRE_MESSAGE(grid.code == 0, grid.out);
+  CHECK(contains(grid.out, ": 20 samples"));
+  // Without --conditional the options have nothing to shift; a shift other than the two is refused.
+  const Run plain = flowgrad_cmd(tiny_glow(tmp / "data", tmp / "plain") + " --class-splits --steps 1");
+  CHECK(plain.code == 1);
+  CHECK(contains(plain.out, "add --conditional"));
+  const Run odd = flowgrad_cmd(tiny_glow(tmp / "data", tmp / "odd") + " --conditional --class-shift pixel --steps 1");
+  CHECK(odd.code == 1);
+  CHECK(contains(odd.out, "--class-shift: pixel not in {channel,position}"));
 }
 
 TEST_CASE("train --dequantization variational: q is trained and saved with the model, resumes bit-exactly, eval --samples K") {

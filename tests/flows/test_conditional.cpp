@@ -64,9 +64,12 @@ TEST_CASE("conditional Glow starts as the unconditional one, for every class") {
     // Weight and bias of the top's class map, and of the split's when conditioned too.
     const std::size_t maps = v.splits ? 2 : 1;
     CHECK(conditional.named_parameters().size() == plain.named_parameters().size() + 2 * maps);
-    CHECK(conditional.class_map->weight.shape() == Shape{2 * 8 * (v.per_position ? 2 * 2 : 1), 3});  // the 8x2x2 top
-    if (v.splits)  // the split's z is 2x4x4
-      CHECK(conditional.class_maps->named_parameters().at(0).second.shape() == Shape{2 * 2 * (v.per_position ? 16 : 1), 3});
+    // Mean and log-scale per channel, or per channel and position.
+    const std::size_t top_rows = 2 * 8 * (v.per_position ? 2 * 2 : 1);  // the 8x2x2 top
+    const std::size_t split_rows = 2 * 2 * (v.per_position ? 16 : 1);   // the split's 2x4x4 z
+    CHECK(conditional.class_map->weight.shape() == Shape{top_rows, 3});
+    if (v.splits)
+      CHECK(conditional.class_maps->named_parameters().at(0).second.shape() == Shape{split_rows, 3});
     conditional.set_actnorm_data_init(false), plain.set_actnorm_data_init(false);
     const Tensor<double> x(rand_uniform({3, 1, 8, 8}, 701, 0.02, 0.98));
     const auto want = plain.log_prob(x).value();
