@@ -451,6 +451,10 @@ void Training::restore() {
 }
 
 void Training::checkpoint() {
+  if (!root_) {  // holds the same state as rank 0, which writes it
+    last_checkpoint_step_ = opt_->step_count();
+    return;
+  }
   nn::Metadata m{{"format", kCheckpointFormat},
                  {"config", to_json(cfg_).dump()},
                  {"epoch", std::to_string(st_.epochs_done)},
@@ -467,10 +471,6 @@ void Training::checkpoint() {
                  {"clipped_steps", std::to_string(spikes_.clipped)},
                  {"train_images", std::to_string(train_.size())},
                  {"producer", std::string("flowgrad ") + FLOWGRAD_VERSION}};
-  if (!root_) {  // holds the same state as rank 0, which writes it
-    last_checkpoint_step_ = opt_->step_count();
-    return;
-  }
   try {
     nn::save_checkpoint(ckpt_file_, *model_, *opt_, m, ema_.get());
   } catch (const nn::NonFiniteState& e) {
