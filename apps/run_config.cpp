@@ -188,6 +188,8 @@ void validate_train(const TrainConfig& t) {
   if (!(t.ema >= 0 && t.ema < 1)) join(problems, "--ema must be in [0, 1) (0: off), got " + num(t.ema));
   if (!(std::isfinite(t.clip_factor) && (t.clip_factor == 0 || t.clip_factor >= 1)))
     join(problems, "--clip-factor must be 0 (off) or >= 1, got " + num(t.clip_factor));
+  if (!(std::isfinite(t.class_weight) && t.class_weight >= 0))
+    join(problems, "--class-weight must be >= 0 (0: off), got " + num(t.class_weight));
   if (t.warmup < 0) join(problems, "--warmup must be >= 0 steps, got " + std::to_string(t.warmup));
   if (!(std::isfinite(t.clip) && t.clip >= 0))
     join(problems, "--clip must be >= 0 (0 turns clipping off), got " + num(t.clip));
@@ -236,7 +238,7 @@ nlohmann::json to_json(const RunConfig& c) {
           {"train",
            {{"dataset", t.dataset}, {"data_dir", t.data_dir}, {"batch", t.batch}, {"optimizer", t.optimizer},
             {"lr", t.lr}, {"weight_decay", t.weight_decay}, {"warmup", t.warmup}, {"lr_decay", t.lr_decay},
-            {"ema", t.ema}, {"clip", t.clip}, {"clip_factor", t.clip_factor}, {"seed", t.seed}, {"flip", t.flip},
+            {"ema", t.ema}, {"clip", t.clip}, {"clip_factor", t.clip_factor}, {"class_weight", t.class_weight}, {"seed", t.seed}, {"flip", t.flip},
             {"epochs", t.epochs}, {"steps", t.steps}, {"minutes", t.minutes},
             {"eval_every", t.eval_every}, {"checkpoint_every", t.checkpoint_every}}}};
 }
@@ -322,6 +324,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& sourc
     t.get_or("lr_decay", tc.lr_decay, std::string("none"));
     t.get_or("ema", tc.ema, 0.0);
     t.get_or("clip_factor", tc.clip_factor, 0.0);
+    t.get_or("class_weight", tc.class_weight, 0.0);
     t.get("seed", tc.seed), t.get("flip", tc.flip);
     t.get("epochs", tc.epochs), t.get("steps", tc.steps), t.get("minutes", tc.minutes);
     t.get("eval_every", tc.eval_every), t.get("checkpoint_every", tc.checkpoint_every);

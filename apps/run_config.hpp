@@ -58,6 +58,7 @@ struct TrainConfig {
   double ema = 0.999;              // decay of the parameters' moving average used for evaluation; 0 = none
   double clip = 0;                 // gradient-norm clipping at this norm; 0 = off
   double clip_factor = 5;          // clip norms above this factor x their running average; 0 = off
+  double class_weight = 0;         // conditional: weight of the generative classifier's -log p(y | x) in the loss
   std::uint64_t seed = 0;
   bool flip = false;          // random left-right flips
   // Limits, counted over the whole run (a resumed run continues towards them); 0 = none.

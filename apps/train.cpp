@@ -102,6 +102,7 @@ const std::vector<std::pair<std::string, std::pair<const char*, const char*>>> k
     {"--prior-scale-cap", {"model", "prior_scale_cap"}}, {"--conditional", {"model", "classes"}},
     {"--class-shift", {"model", "class_shift"}}, {"--class-splits", {"model", "class_splits"}},
     {"--dequantization", {"model", "dequantization"}}, {"--dequant-hidden", {"model", "dequant_hidden"}},
+    {"--class-weight", {"train", "class_weight"}},
 };
 
 std::string state_of(const Generator& g) {
@@ -307,7 +308,13 @@ class Training {
   void step();
   // log p(x) of this rank's rows of the batch, dequantized: with uniform noise, or the
   // variational bound log p(x + u) - log q(u | x) with u ~ q. (B,)
-  Tensor<float> log_likelihood(const data::Batch& batch, std::int64_t step, const Tensor<float>& context);
+  // Per example (B,): log p(x | y) (with variational noise, its bound) and, with
+  // --class-weight, the generative classifier's -log p(y | x) (undefined otherwise).
+  struct Objective {
+    Tensor<float> log_likelihood, class_nll;
+  };
+  Objective objective(const data::Batch& batch, std::int64_t step, const Tensor<float>& context);
+  Objective score(const Tensor<float>& x, const Tensor<float>& context);
   void evaluate();
   void checkpoint();
   // A time budget: once the warmup is done and the step time measured, where the learning
@@ -595,14 +602,17 @@ void Training::step() {
   opt_->zero_grad();
   // Nats per image of the global batch: this rank's sum over the batch size, summed over the
   // ranks below (in one process, what mean() computes).
-  const Tensor<float> loss = mul(sum(-log_likelihood(batch, step, context)), 1.0f / float(t_.batch));
-  double loss_nats = loss.item();
-  if (args_.hook(args_.debug_nan_at_step, step)) loss_nats = NAN;
+  const Objective o = objective(batch, step, context);
+  const float per_image = 1.0f / float(t_.batch);
+  const Tensor<float> nll = mul(sum(-o.log_likelihood), per_image);
+  const Tensor<float> loss = o.class_nll.defined() ? nll + mul(sum(o.class_nll), float(t_.class_weight) * per_image) : nll;
+  double nats[2] = {nll.item(), loss.item()};  // the likelihood's part (reported), and the loss
+  if (args_.hook(args_.debug_nan_at_step, step)) nats[1] = NAN;
   if (args_.hook(args_.debug_fail_at_step, step)) throw std::runtime_error("step " + std::to_string(step + 1) + ": --debug-fail-at-step");
   if (args_.hook(args_.debug_exit_at_step, step)) std::_Exit(3);
-  group_.allreduce_sum(&loss_nats, 1);  // a NaN on one rank is a NaN on all: they stop together
-  if (!std::isfinite(loss_nats))
-    throw diverged(step, "the loss is " + std::string(std::isnan(loss_nats) ? "NaN" : "infinite"));
+  group_.allreduce_sum(nats, 2);  // a NaN on one rank is a NaN on all: they stop together
+  if (!std::isfinite(nats[1]))
+    throw diverged(step, "the loss is " + std::string(std::isnan(nats[1]) ? "NaN" : "infinite"));
   loss.backward();
   nn::allreduce_gradients(params_, group_);
   const double norm = t_.clip_factor > 0 ? spikes_.clip(params_) : t_.clip > 0 ? nn::clip_grad_norm(params_, t_.clip) : 0.0;
@@ -611,7 +621,7 @@ void Training::step() {
   if (args_.hook(args_.debug_nan_weights_at_step, step))
     params_.front().second.value().data()[0] = NAN;
   if (ema_) ema_->update();
-  last_bpd_ = flows::bits_per_dim(-loss_nats, model_->dims());
+  last_bpd_ = flows::bits_per_dim(-nats[0], model_->dims());
   st_.bpd_sum += last_bpd_, ++st_.bpd_count, ++st_.batch_in_epoch;
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   train_seconds_ += took, images_done_ += batch.labels.size();  // over all ranks
@@ -623,7 +633,13 @@ void Training::step() {
   }
 }
 
-Tensor<float> Training::log_likelihood(const data::Batch& batch, std::int64_t step, const Tensor<float>& context) {
+Training::Objective Training::score(const Tensor<float>& x, const Tensor<float>& context) {
+  if (!(t_.class_weight > 0)) return {model_->log_prob(x, context), {}};
+  const Tensor<float> each = model_->log_prob_each_class(x);  // the flow once, the priors per class
+  return {sum(each * context, {1}), flows::class_nll(each, context)};
+}
+
+Training::Objective Training::objective(const data::Batch& batch, std::int64_t step, const Tensor<float>& context) {
   auto* dequantizer = model_->dequantizer();
   Shape model_shape{shard_.count};
   for (auto s : model_->input_shape()) model_shape.push_back(s);
@@ -634,7 +650,7 @@ Tensor<float> Training::log_likelihood(const data::Batch& batch, std::int64_t st
       x = data::take_rows(x, shard_);
     }
     to_model_shape(x, *model_);
-    return model_->log_prob(Tensor<float>(std::move(x)), context);
+    return score(Tensor<float>(std::move(x)), context);
   }
   xt::xarray<float> pixels = xt::cast<float>(batch.images);
   xt::xarray<float> noise = normal<float>(to_shape(pixels.shape()), 0.f, 1.f, noise_rng_);  // the whole batch
@@ -646,7 +662,9 @@ Tensor<float> Training::log_likelihood(const data::Batch& batch, std::int64_t st
     pixels = data::take_rows(pixels, shard_), noise = data::take_rows(noise, shard_);
   }
   const flows::Dequantized<float> d = dequantizer->forward(pixels, noise);
-  return model_->log_prob(reshape(d.x, model_shape), context) - d.log_q;  // the bound's log p - log q
+  Objective o = score(reshape(d.x, model_shape), context);
+  o.log_likelihood = o.log_likelihood - d.log_q;  // the bound's log p - log q; p(y | x) does not see q
+  return o;
 }
 
 void Training::agree(bool& stop, bool& interrupted) {
@@ -682,14 +700,16 @@ void Training::print_header() const {
   std::string clip = t_.clip_factor > 0 ? "clip at " + general(t_.clip_factor) + "x the running gradient norm"
                      : t_.clip > 0      ? "clip " + general(t_.clip)
                                         : "no clipping";
-  const std::string workers = group_.size() == 1 ? std::to_string(num_threads()) + " threads"
+  const std::string workers = group_.size() == 1 ? std::to_string(num_threads()) + (num_threads() == 1 ? " thread" : " threads")
                               : std::to_string(group_.size()) + " ranks x " + std::to_string(num_threads()) +
                                     (num_threads() == 1 ? " thread (" : " threads (") + std::to_string(shard_.count) +
                                     " images a rank)";
-  std::printf("recipe: %s lr %g%s, warmup %lld steps%s, %s%s, batch %zu (%zu steps per epoch), %s, seed %llu\n",
+  std::printf("recipe: %s lr %g%s, warmup %lld steps%s, %s%s%s, batch %zu (%zu steps per epoch), %s, seed %llu\n",
               t_.optimizer.c_str(), t_.lr, t_.weight_decay > 0 ? (", weight decay " + general(t_.weight_decay)).c_str() : "",
               (long long)t_.warmup, t_.lr_decay == "cosine" ? " then cosine decay to 0" : "", clip.c_str(),
-              ema_ ? (", weights averaged (decay " + general(t_.ema) + ")").c_str() : "", t_.batch, per_epoch_,
+              ema_ ? (", weights averaged (decay " + general(t_.ema) + ")").c_str() : "",
+              t_.class_weight > 0 ? (", loss -log p(x | y) + " + general(t_.class_weight) + " x -log p(y | x)").c_str() : "",
+              t_.batch, per_epoch_,
               workers.c_str(), (unsigned long long)t_.seed);
   const bool several = (t_.epochs ? 1 : 0) + (t_.steps ? 1 : 0) + (t_.minutes > 0 ? 1 : 0) > 1;
   std::printf("%s %s: until %s%s\n", place_.resume ? "resuming" : "writing", place_.run_dir.c_str(),
@@ -782,6 +802,8 @@ void run_train(TrainArgs& a) {
   RunPlace place = resolve_run(a);
   RunConfig& cfg = place.cfg;
   validate_train(cfg.train);
+  if (cfg.train.class_weight > 0 && !cfg.model.classes)
+    throw UsageError("--class-weight applies to a class-conditional model: add --conditional");
   nn::Communicator& group = process_group();
   set_num_threads(threads_per_rank(a.threads));
   retain_freed_memory();  // each step re-uses the last step's memory instead of faulting it in again
@@ -908,6 +930,9 @@ void add_train_command(CLI::App& app) {
   add(cmd->add_option("--clip", t.clip, "Clip the gradient norm at this value (0: off)")->capture_default_str())->group(recipe);
   add(cmd->add_option("--clip-factor", t.clip_factor,
                       "Clip gradient norms above this factor x their running average (0: off; replaces --clip)")
+          ->capture_default_str())->group(recipe);
+  add(cmd->add_option("--class-weight", t.class_weight,
+                      "conditional: add this weight x the generative classifier's -log p(y | x) to the loss (0: off)")
           ->capture_default_str())->group(recipe);
   count(cmd->add_option("--seed", t.seed, "Random seed (initialisation, shuffling, noise)")->capture_default_str())->group(recipe);
   add(cmd->add_flag("--flip", t.flip, "Random left-right flips of training images"))->group(recipe);

@@ -82,12 +82,22 @@ Tensor<T> context_for(const Split<T>& split, const Tensor<T>& context) {
 }  // namespace
 
 template <class T>
-Tensor<T> FlowModel<T>::splits_log_prob(const Pass& pass, const Tensor<T>& context) const {
+std::vector<Tensor<T>> FlowModel<T>::split_features(const Pass& pass) const {
+  std::vector<Tensor<T>> out;
+  std::size_t i = 0;
+  for (auto& level : levels_)
+    if (level.split) out.push_back(level.split->prior_features(pass.kept[i++]));
+  return out;
+}
+
+template <class T>
+Tensor<T> FlowModel<T>::splits_log_prob(const Pass& pass, const std::vector<Tensor<T>>& features,
+                                        const Tensor<T>& context) const {
   Tensor<T> total;
   std::size_t i = 0;
   for (auto& level : levels_) {
     if (!level.split) continue;
-    auto term = level.split->log_prob(pass.kept[i], pass.latents.zs[i], context_for(*level.split, context));
+    auto term = level.split->prior_from(features[i], context_for(*level.split, context))->log_prob(pass.latents.zs[i]);
     total = total.defined() ? total + term : term;
     ++i;
   }
@@ -110,7 +120,7 @@ Tensor<T> FlowModel<T>::log_prob(const Tensor<T>& x, const Tensor<T>& context) {
   check_input("log_prob", x);
   check_context("log_prob", context, x.shape()[0]);
   auto pass = run(x);
-  return total_log_prob(pass, splits_log_prob(pass, context), top_prior_given(context)->log_prob(pass.latents.zs.back()));
+  return total_log_prob(pass, splits_log_prob(pass, split_features(pass), context), top_prior_given(context)->log_prob(pass.latents.zs.back()));
 }
 
 // The splits' log p, then the top latent's, then the log-det: one order for every caller.
@@ -129,13 +139,14 @@ Tensor<T> FlowModel<T>::log_prob_each_class(const Tensor<T>& x) {
   // splits' once for all when none of them is conditioned on the class).
   auto pass = run(x);
   const Tensor<T>& top = pass.latents.zs.back();
+  const auto features = split_features(pass);
   const bool splits_conditional =
       std::any_of(levels_.begin(), levels_.end(), [](const Level& l) { return l.split && l.split->conditional(); });
-  const Tensor<T> shared_splits = splits_conditional ? Tensor<T>() : splits_log_prob(pass, Tensor<T>());
+  const Tensor<T> shared_splits = splits_conditional ? Tensor<T>() : splits_log_prob(pass, features, Tensor<T>());
   std::vector<Tensor<T>> columns;
   for (std::size_t k = 0; k < classes(); ++k) {
     const Tensor<T> context = one_hot<T>(std::vector<std::uint8_t>(n, std::uint8_t(k)), classes());
-    const Tensor<T> splits = splits_conditional ? splits_log_prob(pass, context) : shared_splits;
+    const Tensor<T> splits = splits_conditional ? splits_log_prob(pass, features, context) : shared_splits;
     columns.push_back(reshape(total_log_prob(pass, splits, top_prior_given(context)->log_prob(top)), {n, std::size_t(1)}));
   }
   return concat(columns, 1);
@@ -235,9 +246,18 @@ Tensor<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes) 
   return Tensor<T>(std::move(rows));
 }
 
+template <class T>
+Tensor<T> class_nll(const Tensor<T>& each_class, const Tensor<T>& context) {
+  if (each_class.dim() != 2 || context.shape() != each_class.shape())
+    throw ShapeError("class_nll: scores " + shape_str(each_class.shape()) + " and one-hot classes " +
+                     shape_str(context.shape()) + " must both be (B, classes)");
+  return logsumexp(each_class, {1}) - sum(each_class * context, {1});
+}
+
 #define FLOWGRAD_MODEL(T) \
   template class FlowModel<T>; \
-  template Tensor<T> one_hot<T>(const std::vector<std::uint8_t>&, std::size_t);
+  template Tensor<T> one_hot<T>(const std::vector<std::uint8_t>&, std::size_t); \
+  template Tensor<T> class_nll<T>(const Tensor<T>&, const Tensor<T>&);
 FLOWGRAD_FOR_EACH_SCALAR(FLOWGRAD_MODEL)
 
 }  // namespace flowgrad::flows

@@ -113,8 +113,10 @@ class FlowModel : public nn::Module<T> {
     std::vector<Tensor<T>> kept;  // the half each split kept (its prior's input), in level order
   };
   Pass run(const Tensor<T>& x);  // the flow alone, no prior
+  // Each split's prior_features of its kept half: computed once, whatever the classes tried.
+  std::vector<Tensor<T>> split_features(const Pass& pass) const;
   // The splits' latents' log p summed, (B,); undefined without splits.
-  Tensor<T> splits_log_prob(const Pass& pass, const Tensor<T>& context) const;
+  Tensor<T> splits_log_prob(const Pass& pass, const std::vector<Tensor<T>>& features, const Tensor<T>& context) const;
   Tensor<T> total_log_prob(const Pass& pass, const Tensor<T>& splits, const Tensor<T>& top) const;
   void check_input(const char* op, const Tensor<T>& x) const;
   void check_context(const char* op, const Tensor<T>& context, std::size_t batch) const;
@@ -124,5 +126,12 @@ class FlowModel : public nn::Module<T> {
 // std::invalid_argument for a label >= classes.
 template <class T>
 Tensor<T> one_hot(const std::vector<std::uint8_t>& labels, std::size_t classes);
+
+// The generative classifier's loss -log p(y | x) with p(y) uniform, (B,), from
+// log_prob_each_class's (B, K) and the one-hot classes (B, K): logsumexp_k log p(x | k) -
+// log p(x | y). Added to -log p(x | y) with a weight it is a hybrid objective (openai/glow's
+// weight_y, on the generative classifier itself).
+template <class T>
+Tensor<T> class_nll(const Tensor<T>& each_class, const Tensor<T>& context);
 
 }  // namespace flowgrad::flows

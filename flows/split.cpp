@@ -49,18 +49,29 @@ void Split<T>::set_class_map(std::shared_ptr<nn::Linear<T>> map) {
 
 template <class T>
 std::shared_ptr<Distribution<T>> Split<T>::prior_given(const Tensor<T>& kept, const Tensor<T>& context) {
-  if (context.defined() != conditional())
-    throw std::invalid_argument(conditional() ? "Split: a class-conditional prior needs the classes (a context)"
-                                              : "Split: this prior is not class-conditional");
-  if (!prior) return std::make_shared<StandardGaussian<T>>();
+  return prior_from(prior_features(kept), context);
+}
+
+template <class T>
+Tensor<T> Split<T>::prior_features(const Tensor<T>& kept) {
+  if (!prior) return Tensor<T>();
   auto h = prior->forward(kept);
   Shape want = kept.shape();
   want[1] *= 2;
   if (h.shape() != want)
     throw ShapeError("Split: prior network returned " + shape_str(h.shape()) + ", expected " +
                      shape_str(want));
-  if (class_map) h = h + class_shift(*class_map, context, want);
-  const std::size_t c = want[1];
+  return h;
+}
+
+template <class T>
+std::shared_ptr<Distribution<T>> Split<T>::prior_from(const Tensor<T>& features, const Tensor<T>& context) const {
+  if (context.defined() != conditional())
+    throw std::invalid_argument(conditional() ? "Split: a class-conditional prior needs the classes (a context)"
+                                              : "Split: this prior is not class-conditional");
+  if (!features.defined()) return std::make_shared<StandardGaussian<T>>();
+  const Tensor<T> h = class_map ? features + class_shift(*class_map, context, features.shape()) : features;
+  const std::size_t c = h.shape()[1];
   auto logs = slice(h, 1, 1, c, 2);
   if (log_scale_cap_ > 0) {  // logs <= 0 as it is, logs > 0 -> cap tanh(logs / cap)
     const T cap = T(log_scale_cap_);

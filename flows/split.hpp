@@ -46,6 +46,11 @@ class Split : public nn::Module<T> {
   // The prior of z given the kept half (a StandardGaussian or a DiagonalGaussian), and the
   // one-hot classes (B, K) when conditional (an undefined context otherwise).
   std::shared_ptr<Distribution<T>> prior_given(const Tensor<T>& kept, const Tensor<T>& context = {});
+  // prior_given in two parts, for callers that try every class on one kept half: the prior
+  // network's output (B, 2C, H, W), the same for every class (undefined without a network),
+  // then the distribution those features and a context give.
+  Tensor<T> prior_features(const Tensor<T>& kept);
+  std::shared_ptr<Distribution<T>> prior_from(const Tensor<T>& features, const Tensor<T>& context = {}) const;
   Tensor<T> log_prob(const Tensor<T>& kept, const Tensor<T>& z, const Tensor<T>& context = {});  // (B,)
   // z for this kept half with the prior's sigma scaled by temperature.
   Tensor<T> sample(const Tensor<T>& kept, T temperature, const Tensor<T>& context = {});

@@ -608,6 +608,34 @@ TEST_CASE("train --conditional --class-shift position --class-splits: trained, r
   CHECK(contains(odd.out, "--class-shift: pixel not in {channel,position}"));
 }
 
+TEST_CASE("train --conditional --class-weight: the hybrid loss is in the recipe, kept on resume, and refused where it cannot apply") {
+  TempDir tmp;
+  write_idx_set(tmp / "data");
+  const std::string run = tmp / "run";
+  const Run r = flowgrad_cmd(tiny_glow(tmp / "data", run) + " --conditional --class-splits --class-weight 50 --steps 4");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  CHECK(contains(r.out, "loss -log p(x | y) + 50 x -log p(y | x)"));
+  CHECK(contains(r.out, "generative classifier accuracy"));
+  const Run resumed = flowgrad_cmd("train --resume " + run + " --steps 6");
+  REQUIRE_MESSAGE(resumed.code == 0, resumed.out);
+  CHECK(contains(resumed.out, "+ 50 x -log p(y | x)"));  // the stored recipe
+  const Run changed = flowgrad_cmd("train --resume " + run + " --steps 8 --class-weight 5");
+  CHECK(changed.code == 1);
+  CHECK(contains(changed.out, "--class-weight"));
+  // The class term changes what is learned: the same run without it ends elsewhere.
+  const Run plain_run = flowgrad_cmd(tiny_glow(tmp / "data", tmp / "without") + " --conditional --class-splits --steps 4");
+  REQUIRE_MESSAGE(plain_run.code == 0, plain_run.out);
+  std::string why;
+  CHECK_FALSE(same_tensors(load_safetensors(tmp / "without/checkpoint.safetensors"),
+                           load_safetensors(tmp / "run/checkpoint.safetensors"), why));
+  const Run unconditional = flowgrad_cmd(tiny_glow(tmp / "data", tmp / "u") + " --class-weight 5 --steps 1");
+  CHECK(unconditional.code == 1);
+  CHECK(contains(unconditional.out, "--class-weight applies to a class-conditional model: add --conditional"));
+  const Run negative = flowgrad_cmd(tiny_glow(tmp / "data", tmp / "n") + " --conditional --class-weight -1 --steps 1");
+  CHECK(negative.code == 1);
+  CHECK(contains(negative.out, "--class-weight must be >= 0 (0: off), got -1"));
+}
+
 TEST_CASE("train --dequantization variational: q is trained and saved with the model, resumes bit-exactly, eval --samples K") {
   TempDir tmp;
   write_idx_set(tmp / "data");

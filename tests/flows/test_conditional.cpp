@@ -182,6 +182,28 @@ TEST_CASE("conditional Glow: float64 gradcheck of log p(x | y) in the input and 
   }
 }
 
+TEST_CASE("class_nll: the generative classifier's -log p(y | x); float64 gradcheck through log_prob_each_class") {
+  for (const Variant& v : kVariants) {
+    const std::string variant = v.name;
+    CAPTURE(variant);
+    manual_seed(725);
+    flows::Glow<double> model(tiny(3, 8, v));
+    model.set_actnorm_data_init(false);
+    perturb_parameters(model, 0.2, 726);
+    const Tensor<double> x(rand_uniform({2, 1, 8, 8}, 727, 0.1, 0.9), true);
+    const auto labels = labels_of({2, 0});
+    const Tensor<double> context = flows::one_hot<double>(labels, 3);
+    const auto each = model.log_prob_each_class(x).value();
+    const auto want = log_posterior(each);
+    const auto got = flows::class_nll(Tensor<double>(each), context).value();
+    for (std::size_t i = 0; i < labels.size(); ++i) CHECK(got(i) == doctest::Approx(-want(i, labels[i])).epsilon(1e-12));
+    CHECK(std::abs(got(0) - got(1)) > 1e-6);  // the examples differ: not log 3 twice
+    CHECK(gradcheck([&](const auto& in) { return flows::class_nll(model.log_prob_each_class(in[0]), context); }, {x},
+                    model.named_parameters()));
+    CHECK_THROWS_AS(flows::class_nll(Tensor<double>(each), flows::one_hot<double>(labels_of({1, 0}), 2)), ShapeError);
+  }
+}
+
 TEST_CASE("conditional Glow: each p(x | y) is normalised (importance sampling from another class)") {
   // E over x ~ p(x | a) of p(x | b) / p(x | a) = integral of p(x | b) = 1: on 1x2x2 images
   // (no split), and on 1x4x4 ones whose split prior is conditioned too.
