@@ -306,10 +306,9 @@ class Training {
   void print_summary() const;
   // One optimisation step on the next batch; throws when the loss or gradient is not finite.
   void step();
-  // log p(x) of this rank's rows of the batch, dequantized: with uniform noise, or the
-  // variational bound log p(x + u) - log q(u | x) with u ~ q. (B,)
-  // Per example (B,): log p(x | y) (with variational noise, its bound) and, with
-  // --class-weight, the generative classifier's -log p(y | x) (undefined otherwise).
+  // Per example of this rank's rows of the batch (B,): log p(x | y), dequantized with
+  // uniform noise or as the variational bound log p(x + u) - log q(u | x) with u ~ q; and,
+  // with --class-weight, the generative classifier's -log p(y | x) (undefined otherwise).
   struct Objective {
     Tensor<float> log_likelihood, class_nll;
   };
