@@ -24,6 +24,7 @@
 #include "autograd/memory.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/profile.hpp"
+#include "autograd/small_gemm.hpp"
 #include "datasets/batching.hpp"
 #include "nn/distributed.hpp"
 #include "flows/models.hpp"
@@ -197,6 +198,7 @@ void run_bench(const BenchOptions& o) {
   j["gflop_per_step"] = stats.flops / 1e9;
   j["gflops"] = stats.flops / 1e9 / (median / 1000.0);
   j["blas_core"] = blas::core_name();
+  j["products"] = small_gemm::isa();  // the kernel of Winograd's products
   j["conv"] = o.conv;
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);

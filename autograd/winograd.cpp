@@ -4,11 +4,11 @@
 #include <cstring>
 #include <vector>
 
-#include "autograd/blas.hpp"
 #include "autograd/instantiate.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/parallel.hpp"
 #include "autograd/simd.hpp"
+#include "autograd/small_gemm.hpp"
 
 namespace flowgrad::winograd {
 
@@ -131,7 +131,7 @@ inline Segment segment_at(const Layout& L, Chunk ch, std::size_t R) {
 
 // Roles of the per-thread scratch buffers (kernels::scratch): buffers in use at the same
 // time have different roles.
-enum ScratchRole { kPhases, kContributions, kTransformed, kProducts };
+enum ScratchRole { kPhases, kContributions, kTransformed, kProducts, kTransposed, kPart };
 
 // rows[xi] = where the chunk's values of patch position xi for `channel` start, in an
 // array laid out [xi][channel][tile] with `tiles` tiles per row, plus the segment's offset.
@@ -148,6 +148,12 @@ template <class T>
 inline void prefetch(const T* from, std::size_t count) {
   const char* p = reinterpret_cast<const char*>(from);
   for (std::size_t b = 0; b < count * sizeof(T); b += 64) __builtin_prefetch(p + b);
+}
+
+// to[i] += from[i], widened to double.
+template <class T>
+FLOWGRAD_SIMD_CLONES void add_into(const T* from, std::size_t n, double* to) {
+  for (std::size_t i = 0; i < n; ++i) to[i] += double(from[i]);
 }
 
 // The image rows a segment's patches read: [lo, hi).
@@ -172,16 +178,16 @@ std::vector<T> transform_weight(const Dims& d, const T* weight) {
   return u;
 }
 
-// The adjoint: dg = G^T dU G, written to grad[o][c][3][3].
+// The adjoint: dg = G^T dU G, written to grad[o][c][3][3] (dU summed in double).
 template <class W, class T>
-void weight_grad_from(const Dims& d, const T* du, T* grad) {
+void weight_grad_from(const Dims& d, const double* du, T* grad) {
   constexpr int A = W::alpha;
   const std::size_t oc = d.o * d.c;
   for (std::size_t k = 0; k < oc; ++k) {
-    T in[A][A], g[3][3];
+    double in[A][A], g[3][3];
     for (int xi = 0; xi < A * A; ++xi) in[xi / A][xi % A] = du[std::size_t(xi) * oc + k];
     sandwich<true>(W::G, in, g);
-    for (int i = 0; i < 9; ++i) grad[9 * k + i] = g[i / 3][i % 3];
+    for (int i = 0; i < 9; ++i) grad[9 * k + i] = T(g[i / 3][i % 3]);
   }
 }
 
@@ -389,6 +395,23 @@ FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk c
   }
 }
 
+// dU (O x C, in double) += dM V^T over a chunk's tiles, dM (O x tiles) and V (C x tiles)
+// row-major. V is transposed into `vt` (tiles x C) so that the kernel reads its rows (n k
+// of the product's 2 m n k). The weight gradient sums every tile of the batch, and one
+// float32 chain over them cost F(4x4, 3x3) twice its accuracy: here the chunk's sum is
+// float32 sums of kSumTiles products each, added in `part`, and the chunks' in double.
+constexpr int kSumTiles = 16;
+template <class T>
+void weight_product_add(int O, int C, int tiles, const T* dm, const T* v, T* vt, T* part,
+                        double* du) {
+  for (int c = 0; c < C; ++c)
+    for (int t = 0; t < tiles; ++t) vt[long(t) * C + c] = v[long(c) * tiles + t];
+  for (int t0 = 0; t0 < tiles; t0 += kSumTiles)
+    small_gemm::multiply(O, C, std::min(kSumTiles, tiles - t0), dm + t0, tiles, 1,
+                         vt + long(t0) * C, C, part, C, t0 > 0);
+  add_into(part, std::size_t(O) * C, du);
+}
+
 template <class W, class T>
 void forward_with(const Dims& d, const T* x, const T* weight, const T* bias, T* y) {
   constexpr std::size_t kXi = W::alpha * W::alpha;
@@ -403,8 +426,8 @@ void forward_with(const Dims& d, const T* x, const T* weight, const T* bias, T* 
     T* m = kernels::scratch<T, kProducts>(kXi * d.o * tiles);
     transform_input<W>(d, L, ch, x, v);
     for (std::size_t xi = 0; xi < kXi; ++xi)
-      blas::gemm<T>(false, false, O, tiles, C, T(1), u.data() + xi * d.o * d.c, C,
-                    v + xi * d.c * tiles, tiles, T(0), m + xi * d.o * tiles, tiles);
+      small_gemm::multiply(O, tiles, C, u.data() + xi * d.o * d.c, C, 1, v + xi * d.c * tiles,
+                           tiles, m + xi * d.o * tiles, tiles, false);
     transform_output<W>(d, L, ch, m, bias, y);
   });
 }
@@ -420,9 +443,10 @@ void backward_with(const Dims& d, const T* x, const T* weight, const T* gy, T* g
   // another process is not waited for long.
   const std::size_t slots = std::max<std::size_t>(1, kernels::pieces_for(d.n));
   const std::size_t du_size = kXi * d.o * d.c;
-  std::vector<std::vector<T>> du(gw ? slots : 0), db(gb ? slots : 0);
+  std::vector<std::vector<double>> du(gw ? slots : 0);
+  std::vector<std::vector<T>> db(gb ? slots : 0);
   parallel_for(0, slots, [&](std::size_t slot) {
-    if (gw) du[slot].assign(du_size, T(0));
+    if (gw) du[slot].assign(du_size, 0.0);
     if (gb) db[slot].assign(d.o, T(0));
     const std::size_t first = slot * d.n / slots, last = (slot + 1) * d.n / slots;
     if (gx) std::fill(gx + first * d.c * d.h * d.w, gx + last * d.c * d.h * d.w, T(0));
@@ -434,20 +458,22 @@ void backward_with(const Dims& d, const T* x, const T* weight, const T* gy, T* g
       output_grad_to<W>(d, L, ch, gy, dm, gb ? db[slot].data() : nullptr);
       if (gw) {
         transform_input<W>(d, L, ch, x, v);
+        T* vt = kernels::scratch<T, kTransposed>(d.c * tiles);
+        T* part = kernels::scratch<T, kPart>(d.o * d.c);
         for (std::size_t xi = 0; xi < kXi; ++xi)
-          blas::gemm<T>(false, true, O, C, tiles, T(1), dm + xi * d.o * tiles, tiles,
-                        v + xi * d.c * tiles, tiles, T(1), du[slot].data() + xi * d.o * d.c, C);
+          weight_product_add(O, C, tiles, dm + xi * d.o * tiles, v + xi * d.c * tiles, vt, part,
+                             du[slot].data() + xi * d.o * d.c);
       }
       if (gx) {
         for (std::size_t xi = 0; xi < kXi; ++xi)  // dV = U^T dM, into v
-          blas::gemm<T>(true, false, C, tiles, O, T(1), u.data() + xi * d.o * d.c, C,
-                        dm + xi * d.o * tiles, tiles, T(0), v + xi * d.c * tiles, tiles);
+          small_gemm::multiply(C, tiles, O, u.data() + xi * d.o * d.c, 1, C,
+                               dm + xi * d.o * tiles, tiles, v + xi * d.c * tiles, tiles, false);
         input_grad_from<W>(d, L, ch, v, gx);
       }
     }
   });
   if (gw) {
-    std::vector<T> du_sum(du_size);
+    std::vector<double> du_sum(du_size);
     kernels::sum_parts(du, du_sum.data());
     weight_grad_from<W>(d, du_sum.data(), gw);
   }

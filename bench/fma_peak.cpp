@@ -1,17 +1,21 @@
 // One core's peak float32 multiply-add rate, and OpenBLAS's sgemm on the GEMM shapes of
 // Real NVP's convolutions: the ceiling that "GFLOP/s" figures are read against.
 //
-//   fma_peak            prints one line per measurement
+//   fma_peak            prints one line per measurement (peaks on 1 and 2 threads, then
+//                       products on 1 thread: OpenBLAS's sgemm and our small_gemm)
 //
 // The peak loop keeps 12 independent FMA chains busy (enough to hide the FMA latency on
 // current x86 cores), with 512-bit vectors where the CPU has AVX-512, else 256-bit.
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <thread>
 #include <vector>
 
 #include <immintrin.h>
 
 #include "autograd/blas.hpp"
+#include "autograd/small_gemm.hpp"
 
 namespace {
 
@@ -70,6 +74,18 @@ void sgemm(const char* name, bool ta, bool tb, int m, int n, int k) {
   std::printf("sgemm %-34s m=%4d n=%5d k=%4d  %6.1f GFLOP/s\n", name, m, n, k, 2.0 * m * n * k * reps / s / 1e9);
 }
 
+// Our own kernel (autograd/small_gemm.hpp) on a product of Winograd's shape, A or A^T.
+void small(const char* name, bool ta, int m, int n, int k) {
+  std::vector<float> a(std::size_t(m) * k, 0.01f), b(std::size_t(k) * n, 0.02f), c(std::size_t(m) * n);
+  const long a_row = ta ? 1 : k, a_col = ta ? m : 1;
+  auto run = [&] { flowgrad::small_gemm::multiply(m, n, k, a.data(), a_row, a_col, b.data(), n, c.data(), n, false); };
+  for (int i = 0; i < 3; ++i) run();
+  const long reps = std::max(3L, long(4e9 / (2.0 * m * n * k)));
+  const double s = seconds([&] { for (long r = 0; r < reps; ++r) run(); });
+  std::printf("%-6s %-34s m=%4d n=%5d k=%4d  %6.1f GFLOP/s\n", flowgrad::small_gemm::isa(), name, m, n, k,
+              2.0 * m * n * k * reps / s / 1e9);
+}
+
 }  // namespace
 
 int main() {
@@ -79,9 +95,29 @@ int main() {
     std::printf("peak FMA, 512-bit vectors: %6.1f GFLOP/s\n", peak_avx512(20000000));
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     std::printf("peak FMA, 256-bit vectors: %6.1f GFLOP/s\n", peak_avx2(20000000));
+  // The ceiling of two threads: both loops at once (two vCPUs may share one core).
+  for (int bits : {512, 256}) {
+    if (bits == 512 ? !__builtin_cpu_supports("avx512f")
+                    : !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
+      continue;
+    double rate[2];
+    auto peak = [bits](double& r) { r = bits == 512 ? peak_avx512(20000000) : peak_avx2(20000000); };
+    std::thread other(peak, std::ref(rate[1]));
+    peak(rate[0]);
+    other.join();
+    std::printf("peak FMA, %d-bit vectors, 2 threads at once: %6.1f GFLOP/s\n", bits, rate[0] + rate[1]);
+  }
   sgemm("im2col forward, 28x28", false, false, 64, 784, 576);
   sgemm("im2col weight grad, 28x28", false, true, 64, 576, 784);
   sgemm("im2col input grad, 28x28", true, false, 576, 784, 64);
   sgemm("Winograd product (64 channels)", false, false, 64, 112, 64);
+  sgemm("Winograd product, 48 tiles", false, false, 64, 48, 64);
+  for (const char* isa : {"avx512", "avx2"})
+    if (flowgrad::small_gemm::set_isa(isa)) {
+      small("Winograd product (64 channels)", false, 64, 112, 64);
+      small("Winograd product, 48 tiles", false, 64, 48, 64);
+      small("Winograd input grad, 48 tiles (A^T)", true, 64, 48, 64);
+      small("Winograd weight grad, 16 tiles", false, 64, 64, 16);
+    }
   sgemm("square 1024", false, false, 1024, 1024, 1024);
 }

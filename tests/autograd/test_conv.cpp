@@ -16,6 +16,7 @@
 #include "autograd/conv.hpp"
 #include "autograd/gradcheck.hpp"
 #include "autograd/parallel.hpp"
+#include "autograd/small_gemm.hpp"
 
 using namespace flowgrad;
 using In = std::vector<Tensor<double>>;
@@ -155,7 +156,8 @@ TEST_CASE("conv2d forward and backward on a blocked image equal the definition")
 
 // 3x3 stride-1 padding-1 convs with 16+ channels each side take Winograd's F(4x4, 3x3)
 // (16+ wide) or F(2x2, 3x3): odd sizes (tiles hanging over the edge), chunks of several
-// images and of part of one, on 1 and 2 threads, in every algorithm, against the definition.
+// images and of part of one, on 1 and 2 threads, in every algorithm and with every kernel
+// for the products this CPU has, against the definition.
 TEST_CASE("conv2d: Winograd F(4x4, 3x3), F(2x2, 3x3) and im2col all equal the definition") {
   struct WCase {
     Shape x;
@@ -165,25 +167,31 @@ TEST_CASE("conv2d: Winograd F(4x4, 3x3), F(2x2, 3x3) and im2col all equal the de
                          {{2, 32, 28, 28}, 24}, {{5, 16, 14, 14}, 16}, {{2, 16, 17, 19}, 18}};
   const ConvAlgorithm saved_algorithm = conv_algorithm();
   const int saved_threads = num_threads();
+  const std::string saved_isa = small_gemm::isa();
   unsigned seed = 300;
   for (const WCase& k : cases)
     for (ConvAlgorithm algorithm :
          {ConvAlgorithm::fastest, ConvAlgorithm::winograd_2x2, ConvAlgorithm::im2col})
-      for (int threads : {1, 2}) {
-        CAPTURE(shape_str(k.x));
-        CAPTURE(k.out);
-        CAPTURE(int(algorithm));
-        CAPTURE(threads);
-        set_conv_algorithm(algorithm);
-        set_num_threads(threads);
-        auto x = rand_tensor<double>(k.x, ++seed);
-        auto w = rand_tensor<double>({k.out, k.x[1], 3, 3}, ++seed);
-        auto b = rand_tensor<double>({k.out}, ++seed);
-        auto gy = rand_tensor<double>({k.x[0], k.out, k.x[2], k.x[3]}, ++seed);
-        check_against_definition(x, w, b, gy, 1);
-      }
+      for (int threads : {1, 2})
+        for (const char* isa : {"avx512", "avx2", "blas"}) {  // the products' kernel
+          if (!small_gemm::set_isa(isa)) continue;
+          const std::string products = isa;
+          CAPTURE(products);
+          CAPTURE(shape_str(k.x));
+          CAPTURE(k.out);
+          CAPTURE(int(algorithm));
+          CAPTURE(threads);
+          set_conv_algorithm(algorithm);
+          set_num_threads(threads);
+          auto x = rand_tensor<double>(k.x, ++seed);
+          auto w = rand_tensor<double>({k.out, k.x[1], 3, 3}, ++seed);
+          auto b = rand_tensor<double>({k.out}, ++seed);
+          auto gy = rand_tensor<double>({k.x[0], k.out, k.x[2], k.x[3]}, ++seed);
+          check_against_definition(x, w, b, gy, 1);
+        }
   set_conv_algorithm(saved_algorithm);
   set_num_threads(saved_threads);
+  REQUIRE(small_gemm::set_isa(saved_isa.c_str()));
 }
 
 TEST_CASE("conv2d gradcheck through Winograd F(2x2, 3x3) and F(4x4, 3x3)") {

@@ -1,0 +1,80 @@
+#include "autograd/small_gemm.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+
+#include "autograd/blas.hpp"
+
+namespace flowgrad::small_gemm {
+
+#if defined(__x86_64__)
+void multiply_avx512(int m, int n, int k, const float* a, long a_row, long a_col, const float* b,
+                     int ldb, float* c, int ldc, bool accumulate);
+void multiply_avx2(int m, int n, int k, const float* a, long a_row, long a_col, const float* b,
+                   int ldb, float* c, int ldc, bool accumulate);
+#endif
+
+namespace {
+enum class Isa { avx512, avx2, blas };
+bool supported(Isa isa) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (isa == Isa::avx512) return __builtin_cpu_supports("avx512f");
+  if (isa == Isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return isa == Isa::blas;
+}
+bool parse(const char* name, Isa& isa) {
+  for (Isa i : {Isa::avx512, Isa::avx2, Isa::blas})
+    if (std::strcmp(name, i == Isa::avx512 ? "avx512" : i == Isa::avx2 ? "avx2" : "blas") == 0) {
+      isa = i;
+      return true;
+    }
+  return false;
+}
+Isa detect() {
+  Isa chosen;
+  const char* env = std::getenv("FLOWGRAD_SMALL_GEMM");
+  if (env && parse(env, chosen) && supported(chosen)) return chosen;
+  return supported(Isa::avx512) ? Isa::avx512 : supported(Isa::avx2) ? Isa::avx2 : Isa::blas;
+}
+Isa kIsa = detect();
+}  // namespace
+
+// BLAS takes A row-major with a unit column stride: A itself, or A^T stored (unit row
+// stride). A stride that is never used (one row, or k = 1) is given as the smallest legal.
+template <class T>
+void on_blas(int m, int n, int k, const T* a, long a_row, long a_col, const T* b, int ldb, T* c,
+             int ldc, bool accumulate) {
+  const bool transposed = a_col != 1 && k > 1;
+  const long lda = transposed ? a_col : m > 1 ? a_row : std::max(k, 1);
+  blas::gemm<T>(transposed, false, m, n, k, T(1), a, int(std::max(lda, 1L)), b, std::max(ldb, 1), T(accumulate), c, ldc);
+}
+
+const char* isa() { return kIsa == Isa::avx512 ? "avx512" : kIsa == Isa::avx2 ? "avx2" : "blas"; }
+
+bool set_isa(const char* name) {
+  Isa chosen;
+  if (!parse(name, chosen) || !supported(chosen)) return false;
+  kIsa = chosen;
+  return true;
+}
+
+void multiply(int m, int n, int k, const float* a, long a_row, long a_col, const float* b, int ldb,
+              float* c, int ldc, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+#if defined(__x86_64__)
+  if (kIsa == Isa::avx512) return multiply_avx512(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+  if (kIsa == Isa::avx2) return multiply_avx2(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+#endif
+  on_blas(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+}
+
+void multiply(int m, int n, int k, const double* a, long a_row, long a_col, const double* b,
+              int ldb, double* c, int ldc, bool accumulate) {
+  if (m > 0 && n > 0) on_blas(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+}
+
+}  // namespace flowgrad::small_gemm

@@ -1,0 +1,71 @@
+// Our own kernel for Winograd's products (autograd/small_gemm.hpp), on every instruction
+// set this CPU has, against a float64 loop: edge blocks of rows and columns, k = 0, A
+// stored either way, accumulating or not, and C's padding (ldc > n) left untouched.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/small_gemm.hpp"
+
+using namespace flowgrad;
+
+TEST_CASE("small_gemm: every instruction set equals the float64 product on edge shapes") {
+  const std::string saved = small_gemm::isa();
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  int isas_run = 0;
+  for (const char* isa : {"avx512", "avx2", "blas"}) {
+    if (!small_gemm::set_isa(isa)) continue;
+    ++isas_run;
+    for (int m : {1, 5, 8, 13, 64})
+      for (int n : {1, 7, 16, 17, 33, 48, 112})
+        for (int k : {0, 1, 9, 64})
+          for (bool transposed : {false, true})
+            for (bool accumulate : {false, true}) {
+              CAPTURE(isa);
+              CAPTURE(m);
+              CAPTURE(n);
+              CAPTURE(k);
+              CAPTURE(transposed);
+              CAPTURE(accumulate);
+              const int ldb = n + 3, ldc = n + 5;
+              std::vector<float> a(std::size_t(m) * k + 1), b(std::size_t(k) * ldb + 1),
+                  c(std::size_t(m) * ldc);
+              for (float& v : a) v = uniform(rng);
+              for (float& v : b) v = uniform(rng);
+              for (float& v : c) v = uniform(rng);
+              const std::vector<float> c0 = c;
+              const long a_row = transposed ? 1 : k, a_col = transposed ? m : 1;
+              small_gemm::multiply(m, n, k, a.data(), a_row, a_col, b.data(), ldb, c.data(), ldc,
+                                   accumulate);
+              double worst = 0;
+              for (int i = 0; i < m; ++i)
+                for (int j = 0; j < ldc; ++j) {
+                  const std::size_t at = std::size_t(i) * ldc + j;
+                  if (j >= n) {
+                    REQUIRE(c[at] == c0[at]);  // padding: never written
+                    continue;
+                  }
+                  double want = accumulate ? c0[at] : 0;
+                  for (int p = 0; p < k; ++p)
+                    want += double(a[i * a_row + p * a_col]) * b[std::size_t(p) * ldb + j];
+                  worst = std::max(worst, std::fabs(c[at] - want));
+                }
+              CHECK(worst <= 1e-5 * (k + 1));
+            }
+  }
+  CHECK(isas_run >= 1);
+  REQUIRE(small_gemm::set_isa(saved.c_str()));
+}
+
+TEST_CASE("small_gemm: unknown or unsupported instruction sets are refused") {
+  const std::string saved = small_gemm::isa();
+  CHECK_FALSE(small_gemm::set_isa("sse9"));
+  CHECK(small_gemm::isa() == saved);
+  CHECK(small_gemm::set_isa("blas"));
+  CHECK(std::string(small_gemm::isa()) == "blas");
+  REQUIRE(small_gemm::set_isa(saved.c_str()));
+}
