@@ -19,7 +19,7 @@
 #include <cstring>
 #include <vector>
 
-#include "autograd/blas.hpp"
+#include "autograd/small_gemm.hpp"
 #include "autograd/instantiate.hpp"
 #include "autograd/kernels.hpp"
 #include "autograd/linalg.hpp"
@@ -210,9 +210,8 @@ void forward_image(const Geometry& g, const T* xn, const T* w, const T* b, T* yn
   const int O = int(g.o), K = int(g.patch()), P = int(g.positions());
   if (b)
     for (std::size_t o = 0; o < g.o; ++o) std::fill(yn + o * P, yn + (o + 1) * P, b[o]);
-  const T beta = b ? T(1) : T(0);
   if (g.pointwise()) {  // the image is its own column matrix
-    blas::gemm<T>(false, false, O, P, K, T(1), w, K, xn, P, beta, yn, P);
+    small_gemm::multiply(O, P, K, w, K, 1, xn, P, yn, P, b != nullptr);
     return;
   }
   const std::size_t rows = rows_per_block(g, sizeof(T));
@@ -221,7 +220,7 @@ void forward_image(const Geometry& g, const T* xn, const T* w, const T* b, T* yn
     const std::size_t oh1 = std::min(g.oh, oh0 + rows);
     const int n = int((oh1 - oh0) * g.ow);
     im2col(xn, g, oh0, oh1, col);
-    blas::gemm<T>(false, false, O, n, K, T(1), w, K, col, n, beta, yn + oh0 * g.ow, P);
+    small_gemm::multiply(O, n, K, w, K, 1, col, n, yn + oh0 * g.ow, P, b != nullptr);
   }
 }
 
@@ -230,8 +229,8 @@ template <class T>
 void backward_image(const Geometry& g, const T* xn, const T* w, const T* gn, T* dw, T* dxn) {
   const int O = int(g.o), K = int(g.patch()), P = int(g.positions());
   if (g.pointwise()) {
-    if (dw) blas::gemm<T>(false, true, O, K, P, T(1), gn, P, xn, P, T(1), dw, K);
-    if (dxn) blas::gemm<T>(true, false, K, P, O, T(1), w, K, gn, P, T(0), dxn, P);
+    if (dw) small_gemm::multiply_add_bt(O, K, P, gn, P, xn, P, dw, K);
+    if (dxn) small_gemm::multiply(K, P, O, w, 1, K, gn, P, dxn, P, false);
     return;
   }
   const std::size_t rows = rows_per_block(g, sizeof(T));
@@ -243,10 +242,10 @@ void backward_image(const Geometry& g, const T* xn, const T* w, const T* gn, T* 
     const T* g_block = gn + oh0 * g.ow;
     if (dw) {
       im2col(xn, g, oh0, oh1, col);
-      blas::gemm<T>(false, true, O, K, n, T(1), g_block, P, col, n, T(1), dw, K);
+      small_gemm::multiply_add_bt(O, K, n, g_block, P, col, n, dw, K);
     }
     if (dxn) {
-      blas::gemm<T>(true, false, K, n, O, T(1), w, K, g_block, P, T(0), col, n);
+      small_gemm::multiply(K, n, O, w, 1, K, g_block, P, col, n, false);
       col2im(col, g, oh0, oh1, dxn);
     }
   }
@@ -312,7 +311,7 @@ template <class T>
 void forward_narrow(const Geometry& g, const T* xn, const T* wt, const T* b, T* yn) {
   const int rows = int(g.o * g.kh * g.kw), HW = int(g.h * g.w), C = int(g.c);
   T* z = kernels::scratch<T>(std::size_t(rows) * HW);
-  blas::gemm<T>(false, false, rows, HW, C, T(1), wt, C, xn, HW, T(0), z, HW);
+  small_gemm::multiply(rows, HW, C, wt, C, 1, xn, HW, z, HW, false);
   for (std::size_t o = 0; o < g.o; ++o)
     std::fill(yn + o * g.positions(), yn + (o + 1) * g.positions(), b ? b[o] : T(0));
   for_each_tap_run(g, [&](std::size_t zi, std::size_t yi, std::size_t n) {
@@ -329,8 +328,8 @@ void backward_narrow(const Geometry& g, const T* xn, const T* wt, const T* gn, T
   for_each_tap_run(g, [&](std::size_t zi, std::size_t yi, std::size_t n) {
     std::copy(gn + yi, gn + yi + n, shifted + zi);
   });
-  if (dwt) blas::gemm<T>(false, true, rows, C, HW, T(1), shifted, HW, xn, HW, T(1), dwt, C);
-  if (dxn) blas::gemm<T>(true, false, C, HW, rows, T(1), wt, C, shifted, HW, T(0), dxn, HW);
+  if (dwt) small_gemm::multiply_add_bt(rows, C, HW, shifted, HW, xn, HW, dwt, C);
+  if (dxn) small_gemm::multiply(C, HW, rows, wt, 1, C, shifted, HW, dxn, HW, false);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <vector>
 
 #include "autograd/blas.hpp"
 
@@ -75,6 +76,22 @@ void multiply(int m, int n, int k, const float* a, long a_row, long a_col, const
 void multiply(int m, int n, int k, const double* a, long a_row, long a_col, const double* b,
               int ldb, double* c, int ldc, bool accumulate) {
   if (m > 0 && n > 0) on_blas(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+}
+
+void multiply_add_bt(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
+                     int ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  thread_local std::vector<float> bt;
+  bt.resize(std::size_t(k) * n);
+  for (int j = 0; j < n; ++j)
+    for (int p = 0; p < k; ++p) bt[std::size_t(p) * n + j] = b[long(j) * ldb + p];
+  multiply(m, n, k, a, lda, 1, bt.data(), n, c, ldc, true);
+}
+
+void multiply_add_bt(int m, int n, int k, const double* a, int lda, const double* b, int ldb,
+                     double* c, int ldc) {
+  if (m > 0 && n > 0 && k > 0)
+    blas::gemm<double>(false, true, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
 }
 
 }  // namespace flowgrad::small_gemm

@@ -15,6 +15,14 @@ void multiply(int m, int n, int k, const float* a, long a_row, long a_col, const
 void multiply(int m, int n, int k, const double* a, long a_row, long a_col, const double* b,
               int ldb, double* c, int ldc, bool accumulate);
 
+// C (m x n) += A B^T, A (m x k) and B (n x k) row-major with row strides lda and ldb. For
+// float, B is first transposed into a per-thread buffer (n k copies against the product's
+// 2 m n k) so that multiply reads its rows; double goes to BLAS.
+void multiply_add_bt(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
+                     int ldc);
+void multiply_add_bt(int m, int n, int k, const double* a, int lda, const double* b, int ldb,
+                     double* c, int ldc);
+
 // The instruction set multiply uses: "avx512", "avx2" or "blas", the widest this CPU has
 // unless FLOWGRAD_SMALL_GEMM (read at load time) or set_isa names another.
 const char* isa();
