@@ -15,6 +15,7 @@ void multiply_avx512(int m, int n, int k, const float* a, long a_row, long a_col
                      int ldb, float* c, int ldc, bool accumulate);
 void multiply_avx2(int m, int n, int k, const float* a, long a_row, long a_col, const float* b,
                    int ldb, float* c, int ldc, bool accumulate);
+void transpose_avx2(int rows, int cols, const float* src, long ld_src, float* dst, long ld_dst);
 #endif
 
 namespace {
@@ -78,13 +79,29 @@ void multiply(int m, int n, int k, const double* a, long a_row, long a_col, cons
   if (m > 0 && n > 0) on_blas(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
 }
 
+template <class T>
+void transpose_loop(int rows, int cols, const T* src, long ld_src, T* dst, long ld_dst) {
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) dst[j * ld_dst + i] = src[i * ld_src + j];
+}
+
+void transpose(int rows, int cols, const float* src, long ld_src, float* dst, long ld_dst) {
+#if defined(__x86_64__)
+  if (kIsa != Isa::blas) return transpose_avx2(rows, cols, src, ld_src, dst, ld_dst);
+#endif
+  transpose_loop(rows, cols, src, ld_src, dst, ld_dst);
+}
+
+void transpose(int rows, int cols, const double* src, long ld_src, double* dst, long ld_dst) {
+  transpose_loop(rows, cols, src, ld_src, dst, ld_dst);
+}
+
 void multiply_add_bt(int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c,
                      int ldc) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   thread_local std::vector<float> bt;
   bt.resize(std::size_t(k) * n);
-  for (int j = 0; j < n; ++j)
-    for (int p = 0; p < k; ++p) bt[std::size_t(p) * n + j] = b[long(j) * ldb + p];
+  transpose(n, k, b, ldb, bt.data(), n);
   multiply(m, n, k, a, lda, 1, bt.data(), n, c, ldc, true);
 }
 

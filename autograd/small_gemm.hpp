@@ -23,6 +23,11 @@ void multiply_add_bt(int m, int n, int k, const float* a, int lda, const float* 
 void multiply_add_bt(int m, int n, int k, const double* a, int lda, const double* b, int ldb,
                      double* c, int ldc);
 
+// dst (cols x rows, row stride ld_dst) = the transpose of src (rows x cols, row stride
+// ld_src), in 8 x 8 register blocks where the CPU has AVX2.
+void transpose(int rows, int cols, const float* src, long ld_src, float* dst, long ld_dst);
+void transpose(int rows, int cols, const double* src, long ld_src, double* dst, long ld_dst);
+
 // The instruction set multiply uses: "avx512", "avx2" or "blas", the widest this CPU has
 // unless FLOWGRAD_SMALL_GEMM (read at load time) or set_isa names another.
 const char* isa();

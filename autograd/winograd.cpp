@@ -404,8 +404,7 @@ constexpr int kSumTiles = 16;
 template <class T>
 void weight_product_add(int O, int C, int tiles, const T* dm, const T* v, T* vt, T* part,
                         double* du) {
-  for (int c = 0; c < C; ++c)
-    for (int t = 0; t < tiles; ++t) vt[long(t) * C + c] = v[long(c) * tiles + t];
+  small_gemm::transpose(C, tiles, v, tiles, vt, C);
   for (int t0 = 0; t0 < tiles; t0 += kSumTiles)
     small_gemm::multiply(O, C, std::min(kSumTiles, tiles - t0), dm + t0, tiles, 1,
                          vt + long(t0) * C, C, part, C, t0 > 0);

@@ -112,12 +112,18 @@ int main() {
   sgemm("im2col input grad, 28x28", true, false, 576, 784, 64);
   sgemm("Winograd product (64 channels)", false, false, 64, 112, 64);
   sgemm("Winograd product, 48 tiles", false, false, 64, 48, 64);
+  sgemm("NICE linear forward (x W^T)", false, true, 64, 1000, 1000);
+  sgemm("NICE linear input grad (g W)", false, false, 64, 1000, 1000);
+  sgemm("NICE linear weight grad (g^T x)", true, false, 1000, 1000, 64);
   for (const char* isa : {"avx512", "avx2"})
     if (flowgrad::small_gemm::set_isa(isa)) {
       small("Winograd product (64 channels)", false, 64, 112, 64);
       small("Winograd product, 48 tiles", false, 64, 48, 64);
       small("Winograd input grad, 48 tiles (A^T)", true, 64, 48, 64);
       small("Winograd weight grad, 16 tiles", false, 64, 64, 16);
+      small("NICE linear forward, as W x^T", false, 1000, 64, 1000);
+      small("NICE linear input grad (g W)", false, 64, 1000, 1000);
+      small("NICE linear weight grad (g^T x)", true, 1000, 1000, 64);
     }
   sgemm("square 1024", false, false, 1024, 1024, 1024);
 }

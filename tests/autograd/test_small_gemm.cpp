@@ -69,3 +69,30 @@ TEST_CASE("small_gemm: unknown or unsupported instruction sets are refused") {
   CHECK(std::string(small_gemm::isa()) == "blas");
   REQUIRE(small_gemm::set_isa(saved.c_str()));
 }
+
+TEST_CASE("small_gemm: transpose on every instruction set, edge blocks and strides") {
+  const std::string saved = small_gemm::isa();
+  for (const char* isa : {"avx512", "avx2", "blas"}) {
+    if (!small_gemm::set_isa(isa)) continue;
+    for (int rows : {1, 7, 8, 9, 64})
+      for (int cols : {1, 5, 8, 16, 17, 112}) {
+        CAPTURE(isa);
+        CAPTURE(rows);
+        CAPTURE(cols);
+        const long ld_src = cols + 2, ld_dst = rows + 3;
+        std::vector<float> src(std::size_t(rows) * ld_src), dst(std::size_t(cols) * ld_dst, -7.f);
+        for (std::size_t i = 0; i < src.size(); ++i) src[i] = float(i);
+        small_gemm::transpose(rows, cols, src.data(), ld_src, dst.data(), ld_dst);
+        int wrong = 0, padding_written = 0;
+        for (int j = 0; j < cols; ++j)
+          for (long i = 0; i < ld_dst; ++i) {
+            const float got = dst[std::size_t(j) * ld_dst + i];
+            if (i >= rows) padding_written += got != -7.f;
+            else wrong += got != src[std::size_t(i) * ld_src + j];
+          }
+        CHECK(wrong == 0);
+        CHECK(padding_written == 0);
+      }
+  }
+  REQUIRE(small_gemm::set_isa(saved.c_str()));
+}
