@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "autograd/blas.hpp"
+#include "autograd/parallel.hpp"
 
 namespace flowgrad::small_gemm {
 
@@ -77,6 +78,24 @@ void multiply(int m, int n, int k, const float* a, long a_row, long a_col, const
 void multiply(int m, int n, int k, const double* a, long a_row, long a_col, const double* b,
               int ldb, double* c, int ldc, bool accumulate) {
   if (m > 0 && n > 0) on_blas(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+}
+
+void multiply_parallel(int m, int n, int k, const float* a, long a_row, long a_col, const float* b,
+                       int ldb, float* c, int ldc, bool accumulate) {
+  const int threads = num_threads();
+  if (threads < 2 || in_parallel_region() || double(m) * n * k < 1e6)
+    return multiply(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+  const bool by_rows = m >= n;
+  const int extent = by_rows ? m : n, unit = by_rows ? 8 : 32;  // the kernel's block sides
+  const int units = (extent + unit - 1) / unit, pieces = std::min(units, 4 * threads);
+  parallel_for(0, std::size_t(pieces), [&](std::size_t p) {
+    const int lo = unit * int(p * units / pieces);
+    const int hi = std::min(extent, unit * int((p + 1) * units / pieces));
+    if (by_rows)
+      multiply(hi - lo, n, k, a + lo * a_row, a_row, a_col, b, ldb, c + long(lo) * ldc, ldc, accumulate);
+    else
+      multiply(m, hi - lo, k, a, a_row, a_col, b + lo, ldb, c + lo, ldc, accumulate);
+  });
 }
 
 template <class T>

@@ -1,6 +1,7 @@
 // Every op, checked against central differences in float64.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "autograd/autograd.hpp"
@@ -25,6 +26,45 @@ TEST_CASE("binary ops with broadcasting") {
   CHECK(gradcheck([](const In& t) { return t[0] * t[1]; }, {a, b}));
   CHECK(gradcheck([](const In& t) { return t[0] / t[1]; }, {a, c}));
   CHECK(gradcheck([](const In& t) { return t[1] / t[0]; }, {c, a}));
+}
+
+// float's linear forward runs on small_gemm (y^T = W x^T, split over the threads when
+// large), double's on BLAS: the float result and gradients equal the
+// float64 ones to float32 rounding: |error| / (1 + |value|) below 1e-7 (about float32's
+// epsilon) times the length of the longest sum, on 1 and 2 threads, with and without bias.
+TEST_CASE("linear in float32 equals float64, on 1 and 2 threads") {
+  const int saved = num_threads();
+  struct Dims { std::size_t n, in, out; };
+  unsigned seed = 40;
+  for (Dims d : {Dims{1, 1, 1}, Dims{3, 5, 7}, Dims{9, 33, 17}, Dims{64, 300, 70}, Dims{13, 1000, 257}})
+    for (int threads : {1, 2})
+      for (bool with_bias : {false, true}) {
+        CAPTURE(d.n);
+        CAPTURE(d.in);
+        CAPTURE(d.out);
+        CAPTURE(threads);
+        CAPTURE(with_bias);
+        set_num_threads(threads);
+        auto x = randn({d.n, d.in}, ++seed), w = randn({d.out, d.in}, ++seed),
+             b = randn({d.out}, ++seed), g = randn({d.n, d.out}, ++seed);
+        auto run = [&](auto cast) {
+          auto xc = cast(x), wc = cast(w), bc = with_bias ? cast(b) : decltype(cast(b))();
+          for (auto* t : {&xc, &wc, &bc})
+            if (t->defined()) t->set_requires_grad(true);
+          auto y = linear(xc, wc, bc);
+          sum(mul(y, cast(g).value())).backward();
+          xt::xarray<double> db = with_bias ? xt::xarray<double>(bc.grad()) : xt::zeros<double>({d.out});
+          return std::vector<xt::xarray<double>>{y.value(), xc.grad(), wc.grad(), db};
+        };
+        const auto f64 = run([](const Tensor<double>& t) { return Tensor<double>(Arr(t.value())); });
+        const auto f32 = run([](const Tensor<double>& t) { return Tensor<float>(xt::xarray<float>(t.value())); });
+        const double tol = 1e-7 * double(10 + std::max({d.n, d.in, d.out}));
+        for (std::size_t i = 0; i < f64.size(); ++i) {
+          CAPTURE(i);
+          CHECK(xt::amax(xt::abs(f32[i] - f64[i]) / (1.0 + xt::abs(f64[i])))() < tol);
+        }
+      }
+  set_num_threads(saved);
 }
 
 TEST_CASE("a reused input: x*x and x/x") {
