@@ -41,12 +41,15 @@ void for_range(std::size_t n, F&& fn, std::size_t grain = kGrain) {
   parallel_for(0, pieces, [&](std::size_t p) { fn(p * n / pieces, (p + 1) * n / pieces); });
 }
 
-// out = the sum of parts (the pieces of a sum computed in parallel), added in order.
+// out = the sum of parts (the pieces of a sum computed in parallel), added in order; the
+// elements are spread over the threads (each is summed in the same order whatever they are).
 template <class T>
 void sum_parts(const std::vector<std::vector<T>>& parts, T* out) {
-  std::copy(parts[0].begin(), parts[0].end(), out);
-  for (std::size_t p = 1; p < parts.size(); ++p)
-    for (std::size_t i = 0; i < parts[p].size(); ++i) out[i] += parts[p][i];
+  for_range(parts[0].size(), [&](std::size_t lo, std::size_t hi) {
+    std::copy(parts[0].begin() + lo, parts[0].begin() + hi, out + lo);
+    for (std::size_t p = 1; p < parts.size(); ++p)
+      for (std::size_t i = lo; i < hi; ++i) out[i] += parts[p][i];
+  });
 }
 
 // A per-thread buffer of at least `size` elements that only grows, one per Role: hot
