@@ -166,6 +166,11 @@ inline void patch_rows(const Layout& L, const Segment& s, std::size_t h, std::si
 // Filters per piece of work when the filter transforms are spread over the threads.
 constexpr std::size_t kFiltersPerPiece = 256;
 
+// Filters transformed together, so that U's rows (oc apart: 16 KB for 64 x 64, which
+// maps every row to the same cache sets) are written a cache line at a time, not a
+// float at a time: 4x faster for Real NVP's filters.
+constexpr std::size_t kFilterBlock = 16;
+
 // U[xi][o][c] = (G g G^T)[xi] for g = weight[o][c].
 template <class W, class T>
 std::vector<T> transform_weight(const Dims& d, const T* weight) {
@@ -174,11 +179,16 @@ std::vector<T> transform_weight(const Dims& d, const T* weight) {
   std::vector<T> u(std::size_t(A * A) * oc);
   // On the threads: done serially, it was 1-2% of a 2-thread Real NVP step.
   kernels::for_range(oc, [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t k = lo; k < hi; ++k) {
-      T g[3][3], out[A][A];
-      for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = weight[9 * k + i];
-      sandwich<false>(W::G, g, out);
-      for (int xi = 0; xi < A * A; ++xi) u[std::size_t(xi) * oc + k] = out[xi / A][xi % A];
+    for (std::size_t k0 = lo; k0 < hi; k0 += kFilterBlock) {
+      const std::size_t n = std::min(kFilterBlock, hi - k0);
+      T out[kFilterBlock][A][A];
+      for (std::size_t b = 0; b < n; ++b) {
+        T g[3][3];
+        for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = weight[9 * (k0 + b) + i];
+        sandwich<false>(W::G, g, out[b]);
+      }
+      for (int xi = 0; xi < A * A; ++xi)
+        for (std::size_t b = 0; b < n; ++b) u[std::size_t(xi) * oc + k0 + b] = out[b][xi / A][xi % A];
     }
   }, kFiltersPerPiece);
   return u;
@@ -190,11 +200,16 @@ void weight_grad_from(const Dims& d, const double* du, T* grad) {
   constexpr int A = W::alpha;
   const std::size_t oc = d.o * d.c;
   kernels::for_range(oc, [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t k = lo; k < hi; ++k) {
-      double in[A][A], g[3][3];
-      for (int xi = 0; xi < A * A; ++xi) in[xi / A][xi % A] = du[std::size_t(xi) * oc + k];
-      sandwich<true>(W::G, in, g);
-      for (int i = 0; i < 9; ++i) grad[9 * k + i] = T(g[i / 3][i % 3]);
+    for (std::size_t k0 = lo; k0 < hi; k0 += kFilterBlock) {
+      const std::size_t n = std::min(kFilterBlock, hi - k0);
+      double in[kFilterBlock][A][A];
+      for (int xi = 0; xi < A * A; ++xi)
+        for (std::size_t b = 0; b < n; ++b) in[b][xi / A][xi % A] = du[std::size_t(xi) * oc + k0 + b];
+      for (std::size_t b = 0; b < n; ++b) {
+        double g[3][3];
+        sandwich<true>(W::G, in[b], g);
+        for (int i = 0; i < 9; ++i) grad[9 * (k0 + b) + i] = T(g[i / 3][i % 3]);
+      }
     }
   }, kFiltersPerPiece);
 }

@@ -156,15 +156,18 @@ TEST_CASE("conv2d forward and backward on a blocked image equal the definition")
 
 // 3x3 stride-1 padding-1 convs with 16+ channels each side take Winograd's F(4x4, 3x3)
 // (16+ wide) or F(2x2, 3x3): odd sizes (tiles hanging over the edge), chunks of several
-// images and of part of one, on 1 and 2 threads, in every algorithm and with every kernel
-// for the products this CPU has, against the definition.
+// images and of part of one, filter counts not a multiple of 16, on 1 and 2 threads, in
+// every algorithm and with every kernel for the products this CPU has, against the
+// definition.
 TEST_CASE("conv2d: Winograd F(4x4, 3x3), F(2x2, 3x3) and im2col all equal the definition") {
   struct WCase {
     Shape x;
     std::size_t out;
   };
   const WCase cases[] = {{{2, 16, 7, 5}, 17},   {{9, 20, 4, 3}, 16},   {{3, 16, 1, 1}, 16},
-                         {{2, 32, 28, 28}, 24}, {{5, 16, 14, 14}, 16}, {{2, 16, 17, 19}, 18}};
+                         {{2, 32, 28, 28}, 24}, {{5, 16, 14, 14}, 16}, {{2, 16, 17, 19}, 18},
+                         // o * c = 323 filters: a last block of fewer than 16 in the filter transforms
+                         {{1, 17, 6, 6}, 19},   {{1, 17, 5, 16}, 19}};
   const ConvAlgorithm saved_algorithm = conv_algorithm();
   const int saved_threads = num_threads();
   const std::string saved_isa = small_gemm::isa();
