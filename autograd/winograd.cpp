@@ -168,7 +168,7 @@ constexpr std::size_t kFiltersPerPiece = 256;
 
 // Filters transformed together, so that U's rows (oc apart: 16 KB for 64 x 64, which
 // maps every row to the same cache sets) are written a cache line at a time, not a
-// float at a time: 4x faster for Real NVP's filters.
+// float at a time (their share of Real NVP's step 2.9% -> 0.5%).
 constexpr std::size_t kFilterBlock = 16;
 
 // U[xi][o][c] = (G g G^T)[xi] for g = weight[o][c].
