@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "autograd/instantiate.hpp"
@@ -40,42 +42,97 @@ struct Minimal<4> {
       {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
 };
 
-// out[i] = sum_k mat[i][k] in[k] (or, transposed, sum_k mat[k][i] in[k]) for a small
-// constant matrix: unrolled, and a zero coefficient costs nothing (so B^T d is the
-// handful of adds it is on paper, not a dense 6 x 6 product).
-template <bool Transposed, int Rows, int Cols, class T>
-inline void apply(const double (&mat)[Rows][Cols], const T* in, T* out) {
-  constexpr int n_out = Transposed ? Cols : Rows, n_in = Transposed ? Rows : Cols;
-#pragma GCC unroll 64
-  for (int i = 0; i < n_out; ++i) {
-    T acc = T(0);
-#pragma GCC unroll 64
-    for (int k = 0; k < n_in; ++k) {
-      const double c = Transposed ? mat[k][i] : mat[i][k];
-      if (c == 1) acc += in[k];
-      else if (c == -1) acc -= in[k];
-      else if (c != 0) acc += T(c) * in[k];
-    }
-    out[i] = acc;
+// F(4x4, 3x3)'s tile transforms with their rows' common terms shared (the factored
+// forms of Lavin & Gray): B^T d in 14 operations instead of 22, A^T m in 10 instead of 20.
+// They are most of the tile transforms' arithmetic, which is most of their time.
+template <bool Transposed, class T>
+inline void input_rows_4(const T* in, T* out) {  // out = B^T in, or B in
+  if (!Transposed) {
+    const T sum12 = in[1] + in[2], dif12 = in[1] - in[2], sum34 = in[3] + in[4], dif43 = in[4] - in[3];
+    const T dif42 = in[4] - in[2], dif31 = in[3] - in[1];
+    out[0] = T(4) * in[0] - T(5) * in[2] + in[4];
+    out[1] = sum34 - T(4) * sum12;
+    out[2] = dif43 + T(4) * dif12;
+    out[3] = dif42 + T(2) * dif31;
+    out[4] = dif42 - T(2) * dif31;
+    out[5] = T(4) * in[1] - T(5) * in[3] + in[5];
+  } else {
+    const T sum12 = in[1] + in[2], dif21 = in[2] - in[1], sum34 = in[3] + in[4], dif43 = in[4] - in[3];
+    out[0] = T(4) * in[0];
+    out[1] = T(4) * (dif21 + in[5]) + T(2) * dif43;
+    out[2] = -(T(5) * in[0] + T(4) * sum12 + sum34);
+    out[3] = -(dif21 + T(2) * dif43 + T(5) * in[5]);
+    out[4] = in[0] + sum12 + sum34;
+    out[5] = in[5];
+  }
+}
+template <bool Transposed, class T>
+inline void output_rows_4(const T* in, T* out) {  // out = A^T in (6 -> 4), or A in (4 -> 6)
+  if (!Transposed) {
+    const T sum12 = in[1] + in[2], dif12 = in[1] - in[2], sum34 = in[3] + in[4], dif34 = in[3] - in[4];
+    out[0] = in[0] + sum12 + sum34;
+    out[1] = dif12 + T(2) * dif34;
+    out[2] = sum12 + T(4) * sum34;
+    out[3] = dif12 + T(8) * dif34 + in[5];
+  } else {
+    const T even1 = in[0] + in[2], odd1 = in[1] + in[3];
+    const T even2 = in[0] + T(4) * in[2], odd2 = T(2) * (in[1] + T(4) * in[3]);
+    out[0] = in[0];
+    out[1] = even1 + odd1;
+    out[2] = even1 - odd1;
+    out[3] = even2 + odd2;
+    out[4] = even2 - odd2;
+    out[5] = in[3];
   }
 }
 
-// out = K in K^T with K = mat, or mat^T when Transposed: every transform of a tile (and
+// out[i] = sum_k Mat[i][k] in[k] (or, transposed, sum_k Mat[k][i] in[k]) for a small
+// constant matrix: unrolled, and a zero coefficient costs nothing (so B^T d is the
+// handful of adds it is on paper, not a dense 6 x 6 product).
+template <class A, class B>
+constexpr bool same_object(const A& a, const B& b) {
+  return static_cast<const void*>(&a) == static_cast<const void*>(&b);
+}
+template <bool Transposed, const auto& Mat, class T>
+inline void apply(const T* in, T* out) {
+  if constexpr (same_object(Mat, Minimal<4>::BT)) {
+    input_rows_4<Transposed>(in, out);
+  } else if constexpr (same_object(Mat, Minimal<4>::AT)) {
+    output_rows_4<Transposed>(in, out);
+  } else {
+    constexpr int Rows = std::extent_v<std::remove_reference_t<decltype(Mat)>, 0>;
+    constexpr int Cols = std::extent_v<std::remove_reference_t<decltype(Mat)>, 1>;
+    constexpr int n_out = Transposed ? Cols : Rows, n_in = Transposed ? Rows : Cols;
+#pragma GCC unroll 64
+    for (int i = 0; i < n_out; ++i) {
+      T acc = T(0);
+#pragma GCC unroll 64
+      for (int k = 0; k < n_in; ++k) {
+        const double c = Transposed ? Mat[k][i] : Mat[i][k];
+        if (c == 1) acc += in[k];
+        else if (c == -1) acc -= in[k];
+        else if (c != 0) acc += T(c) * in[k];
+      }
+      out[i] = acc;
+    }
+  }
+}
+
+// out = K in K^T with K = Mat, or Mat^T when Transposed: every transform of a tile (and
 // of a filter) has this form. A column at a time, then a row at a time.
-template <bool Transposed, int Rows, int Cols, class T, int N = Transposed ? Rows : Cols,
-          int P = Transposed ? Cols : Rows>
-inline void sandwich(const double (&mat)[Rows][Cols], const T (&in)[N][N], T (&out)[P][P]) {
+template <bool Transposed, const auto& Mat, class T, std::size_t N, std::size_t P>
+inline void sandwich(const T (&in)[N][N], T (&out)[P][P]) {
   T left[P][N], col[N], res[P];  // left = K in
 #pragma GCC unroll 64
-  for (int j = 0; j < N; ++j) {
+  for (std::size_t j = 0; j < N; ++j) {
 #pragma GCC unroll 64
-    for (int i = 0; i < N; ++i) col[i] = in[i][j];
-    apply<Transposed>(mat, col, res);
+    for (std::size_t i = 0; i < N; ++i) col[i] = in[i][j];
+    apply<Transposed, Mat>(col, res);
 #pragma GCC unroll 64
-    for (int a = 0; a < P; ++a) left[a][j] = res[a];
+    for (std::size_t a = 0; a < P; ++a) left[a][j] = res[a];
   }
 #pragma GCC unroll 64
-  for (int a = 0; a < P; ++a) apply<Transposed>(mat, left[a], out[a]);
+  for (std::size_t a = 0; a < P; ++a) apply<Transposed, Mat>(left[a], out[a]);
 }
 
 // Tiles: output tile (ty, tx) covers output rows m ty .. m ty + m - 1 (columns alike); its
@@ -94,6 +151,86 @@ inline void sandwich(const double (&mat)[Rows][Cols], const T (&in)[N][N], T (&o
 // 3.86 s with 98-196 tiles per chunk (400-800 KB), 4.58 s with 392, 5.95 s with 784.
 constexpr std::size_t kChunkBytes = std::size_t(448) << 10;
 
+// A row and its M phases: phase q holds row[M k + q]. Strided loads and stores one
+// float at a time were half of the input transform's time; these move 32 row elements
+// at a time, as two vectors and M shuffles (GCC's generic vectors: one AVX-512 register
+// each in the avx512f clone, two AVX2 ones in the avx2 clone).
+constexpr int kRowBlock = 32;
+template <class T, int N>
+struct VectorOf {
+  typedef T type __attribute__((vector_size(N * sizeof(T))));
+};
+template <class T, int N>
+using Vector = typename VectorOf<T, N>::type;
+
+template <int M, int Q, class T, int... I>
+inline void take_phase(const Vector<T, kRowBlock / 2>& lo, const Vector<T, kRowBlock / 2>& hi,
+                       T* to, std::integer_sequence<int, I...>) {
+  const auto phase = __builtin_shufflevector(lo, hi, (Q + M * I)...);
+  std::memcpy(to, &phase, sizeof phase);
+}
+template <int M, class T, int... Q>
+inline void split_block(const T* row, T* const* phases, std::size_t k, std::integer_sequence<int, Q...>) {
+  Vector<T, kRowBlock / 2> lo, hi;
+  std::memcpy(&lo, row, sizeof lo);
+  std::memcpy(&hi, row + kRowBlock / 2, sizeof hi);
+  (take_phase<M, Q>(lo, hi, phases[Q] + k, std::make_integer_sequence<int, kRowBlock / M>()), ...);
+}
+template <class V, class W, int... I>
+inline void concatenate(const V& a, const V& b, W& ab, std::integer_sequence<int, I...>) {
+  ab = __builtin_shufflevector(a, b, I...);
+}
+template <int M, class T, int... J>
+inline void merge_block(const T* const* phases, std::size_t k, T* row, std::integer_sequence<int, J...>) {
+  constexpr int P = kRowBlock / M;
+  Vector<T, P> in[M];
+  for (int q = 0; q < M; ++q) std::memcpy(&in[q], phases[q] + k, sizeof in[q]);
+  Vector<T, kRowBlock> out;
+  if constexpr (M == 2) {
+    out = __builtin_shufflevector(in[0], in[1], ((J % M) * P + J / M)...);
+  } else {  // M == 4: phases 0, 1 and 2, 3 side by side first
+    static_assert(M == 4);
+    Vector<T, 2 * P> in01, in23;
+    concatenate(in[0], in[1], in01, std::make_integer_sequence<int, 2 * P>());
+    concatenate(in[2], in[3], in23, std::make_integer_sequence<int, 2 * P>());
+    out = __builtin_shufflevector(in01, in23, ((J % M) * P + J / M)...);
+  }
+  std::memcpy(row, &out, sizeof out);
+}
+
+// to[0, n) = from[0, n), in whole vectors, the last one overlapping the one before: for
+// rows of 14-32 floats a call to memmove cost more than the row's shuffles.
+template <int N = kRowBlock / 2, class T>
+inline void copy_row(const T* from, std::size_t n, T* to) {
+  if constexpr (N > 1)
+    if (n < N) return copy_row<N / 2>(from, n, to);
+  if (n == 0) return;
+  Vector<T, N> v;
+  for (std::size_t i = 0; i + N < n; i += N) {
+    std::memcpy(&v, from + i, sizeof v);
+    std::memcpy(to + i, &v, sizeof v);
+  }
+  std::memcpy(&v, from + n - N, sizeof v);
+  std::memcpy(to + n - N, &v, sizeof v);
+}
+
+// Elements past the end that split_row and merge_row read or write: rows and phases
+// get this much slack.
+constexpr std::size_t kRowSlack = kRowBlock;
+
+// phases[q][k] = row[M k + q] for k < n (and a few k past n: see kRowSlack).
+template <int M, class T>
+inline void split_row(const T* row, std::size_t n, T* const* phases) {
+  for (std::size_t k = 0; k < n; k += kRowBlock / M)
+    split_block<M>(row + M * k, phases, k, std::make_integer_sequence<int, M>());
+}
+// row[M k + q] = phases[q][k] for k < n (and a few k past n).
+template <int M, class T>
+inline void merge_row(const T* const* phases, std::size_t n, T* row) {
+  for (std::size_t k = 0; k < n; k += kRowBlock / M)
+    merge_block<M>(phases, k, row + M * k, std::make_integer_sequence<int, kRowBlock>());
+}
+
 struct Layout {
   std::size_t m;                 // output tile size
   std::size_t tiles_h, tiles_w;  // per image
@@ -102,9 +239,18 @@ struct Layout {
   Layout(const Dims& d, std::size_t tile, std::size_t tile_bytes)
       : m(tile), tiles_h((d.h + tile - 1) / tile), tiles_w((d.w + tile - 1) / tile),
         half(tiles_w + 1), rows_per_chunk(std::max<std::size_t>(1, kChunkBytes / tile_bytes / half)) {}
-  // Elements of one phase of a chunk's input: its rows plus one, and one zero that the
-  // last (extra) tile reads past the end.
-  std::size_t phase_size() const { return (rows_per_chunk + 1) * half + 1; }
+  // Elements of one phase of a chunk's input: its rows plus one, one zero that the
+  // last (extra) tile reads past the end, and what split_row writes past it.
+  std::size_t phase_size() const { return (rows_per_chunk + 1) * half + 1 + kRowSlack; }
+  // Of one phase of a chunk's output (no extra row).
+  std::size_t output_phase_size() const { return rows_per_chunk * half + kRowSlack; }
+  // A row with its zero padding: column -1, the image, zeros to where split_row reads;
+  // and room for a chunk's rows of them. A chunk's rows are all copied before any is
+  // split (or all merged before any is copied out): read right after they are written,
+  // the vector loads would wait for the stores they straddle (a quarter of the input
+  // transform's time, when done a row at a time).
+  std::size_t padded_row() const { return m * half + kRowSlack; }
+  std::size_t padded_size() const { return (rows_per_chunk + 1) * m * padded_row(); }
 };
 
 // Tile rows [begin, end) of the batch; its transformed values sit at [xi][channel][t],
@@ -131,7 +277,7 @@ inline Segment segment_at(const Layout& L, Chunk ch, std::size_t R) {
 
 // Roles of the per-thread scratch buffers (kernels::scratch): buffers in use at the same
 // time have different roles.
-enum ScratchRole { kPhases, kContributions, kTransformed, kProducts, kTransposed, kPart };
+enum ScratchRole { kPhases, kRow, kContributions, kTransformed, kProducts, kTransposed, kPart };
 
 // rows[xi] = where the chunk's values of patch position xi for `channel` start, in an
 // array laid out [xi][channel][tile] with `tiles` tiles per row, plus the segment's offset.
@@ -185,7 +331,7 @@ std::vector<T> transform_weight(const Dims& d, const T* weight) {
       for (std::size_t b = 0; b < n; ++b) {
         T g[3][3];
         for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = weight[9 * (k0 + b) + i];
-        sandwich<false>(W::G, g, out[b]);
+        sandwich<false, W::G>(g, out[b]);
       }
       for (int xi = 0; xi < A * A; ++xi)
         for (std::size_t b = 0; b < n; ++b) u[std::size_t(xi) * oc + k0 + b] = out[b][xi / A][xi % A];
@@ -207,45 +353,11 @@ void weight_grad_from(const Dims& d, const double* du, T* grad) {
         for (std::size_t b = 0; b < n; ++b) in[b][xi / A][xi % A] = du[std::size_t(xi) * oc + k0 + b];
       for (std::size_t b = 0; b < n; ++b) {
         double g[3][3];
-        sandwich<true>(W::G, in[b], g);
+        sandwich<true, W::G>(in[b], g);
         for (int i = 0; i < 9; ++i) grad[9 * (k0 + b) + i] = T(g[i / 3][i % 3]);
       }
     }
   }, kFiltersPerPiece);
-}
-
-// Phase q of a row: out_q[k] = row[m k + q - 1] for k in [0, half), zero outside [0, w);
-// a null row is all zeros.
-template <int M, class T>
-inline void split_row(const T* row, std::size_t w, std::size_t half, T* const* out) {
-  for (int q = 0; q < M; ++q) {
-    T* o = out[q];
-    std::size_t k = 0;
-    if (q == 0) o[k++] = T(0);  // column -1
-    if (row) {
-      const std::size_t first = M * k + q - 1, n = first < w ? (w - first + M - 1) / M : 0;
-      const T* src = row + first;
-      T* dst = o + k;
-      FLOWGRAD_IVDEP
-      for (std::size_t i = 0; i < n; ++i) dst[i] = src[M * i];
-      k += n;
-    }
-    for (; k < half; ++k) o[k] = T(0);
-  }
-}
-
-// The adjoint of split_row: row[c] += the phase element it came from.
-template <int M, class T>
-inline void merge_row_add(const T* const* in, std::size_t w, T* row) {
-  for (int q = 0; q < M; ++q) {
-    const std::size_t k0 = q == 0 ? 1 : 0, first = M * k0 + q - 1;
-    if (first >= w) continue;
-    const std::size_t n = (w - first + M - 1) / M;
-    const T* src = in[q] + k0;
-    T* dst = row + first;
-    FLOWGRAD_IVDEP
-    for (std::size_t i = 0; i < n; ++i) dst[M * i] += src[i];
-  }
 }
 
 // V[xi][c][t] = (B^T d B)[xi] for the patch d of every tile t of the chunk.
@@ -255,6 +367,9 @@ FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk 
   constexpr int M = W::m, A = W::alpha;
   const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.phase_size();
   T* phases = kernels::scratch<T, kPhases>(M * M * stride);
+  const std::size_t PR = L.padded_row();
+  T* padded = kernels::scratch<T, kRow>(L.padded_size());
+  std::fill(padded, padded + L.padded_size(), T(0));  // only columns [1, w + 1) are written below
   for (std::size_t c = 0; c < d.c; ++c) {
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const T* plane = x + (s.image * d.c + c) * d.h * d.w;
@@ -263,13 +378,17 @@ FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk 
       if (c + 1 < d.c) prefetch(plane + d.h * d.w + lo * d.w, (hi - lo) * d.w);
       const std::size_t rows = s.rows + 1;
       for (std::size_t p = 0; p < M * M; ++p) phases[p * stride + rows * half] = T(0);
+      for (std::size_t i = 0; i < rows * M; ++i) {  // row i of the patches: image row m ty0 + i - 1
+        const long ih = long(M * s.ty0 + i) - 1;
+        T* to = padded + i * PR + 1;
+        if (ih >= 0 && ih < long(d.h)) copy_row(plane + ih * d.w, d.w, to);
+        else std::fill(to, to + d.w, T(0));
+      }
       for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t p = 0; p < M; ++p) {
-          const long ih = long(M * (s.ty0 + r) + p) - 1;
-          const T* row = ih >= 0 && ih < long(d.h) ? plane + ih * d.w : nullptr;
           T* out[M];
           for (int q = 0; q < M; ++q) out[q] = phases + (p * M + q) * stride + r * half;
-          split_row<M>(row, d.w, half, out);
+          split_row<M>(padded + (r * M + p) * PR, half, out);
         }
       T* out[A * A];
       position_rows(v, d.c, c, T_, s.offset, out);
@@ -281,7 +400,7 @@ FLOWGRAD_SIMD_CLONES void transform_input(const Dims& d, const Layout& L, Chunk 
 #pragma GCC unroll 64
           for (int j = 0; j < A; ++j)
             patch[a][j] = phases[((a % M) * M + j % M) * stride + t + (a / M) * half + j / M];
-        sandwich<false>(W::BT, patch, vt);  // B^T d B
+        sandwich<false, W::BT>(patch, vt);  // B^T d B
 #pragma GCC unroll 64
         for (int xi = 0; xi < A * A; ++xi) out[xi][t] = vt[xi / A][xi % A];
       }
@@ -299,6 +418,8 @@ FLOWGRAD_SIMD_CLONES void input_grad_from(const Dims& d, const Layout& L, Chunk 
   const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.phase_size();
   T* phases = kernels::scratch<T, kPhases>(M * M * stride);
   T* dd = kernels::scratch<T, kContributions>(A * A * L.rows_per_chunk * half);  // dd[a][j][t]
+  const std::size_t PR = L.padded_row();
+  T* padded = kernels::scratch<T, kRow>(L.padded_size());
   for (std::size_t c = 0; c < d.c; ++c)
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half, rows = s.rows + 1;
@@ -309,7 +430,7 @@ FLOWGRAD_SIMD_CLONES void input_grad_from(const Dims& d, const Layout& L, Chunk 
         T dvt[A][A], ddt[A][A];
 #pragma GCC unroll 64
         for (int xi = 0; xi < A * A; ++xi) dvt[xi / A][xi % A] = in[xi][t];
-        sandwich<true>(W::BT, dvt, ddt);  // B dV B^T
+        sandwich<true, W::BT>(dvt, ddt);  // B dV B^T
 #pragma GCC unroll 64
         for (int xi = 0; xi < A * A; ++xi) dd[xi * n + t] = ddt[xi / A][xi % A];
       }
@@ -327,12 +448,18 @@ FLOWGRAD_SIMD_CLONES void input_grad_from(const Dims& d, const Layout& L, Chunk 
       if (c + 1 < d.c) prefetch(plane + d.h * d.w + lo * d.w, (hi - lo) * d.w);
       for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t p = 0; p < M; ++p) {
-          const long ih = long(M * (s.ty0 + r) + p) - 1;
-          if (ih < 0 || ih >= long(d.h)) continue;
           const T* in_phases[M];
           for (int q = 0; q < M; ++q) in_phases[q] = phases + (p * M + q) * stride + r * half;
-          merge_row_add<M>(in_phases, d.w, plane + ih * d.w);
+          merge_row<M>(in_phases, half, padded + (r * M + p) * PR);
         }
+      for (std::size_t i = 0; i < rows * M; ++i) {  // image row m ty0 + i - 1; column -1 dropped
+        const long ih = long(M * s.ty0 + i) - 1;
+        if (ih < 0 || ih >= long(d.h)) continue;
+        T* row = plane + ih * d.w;
+        const T* from = padded + i * PR + 1;
+        FLOWGRAD_IVDEP
+        for (std::size_t j = 0; j < d.w; ++j) row[j] += from[j];
+      }
     }
 }
 
@@ -341,8 +468,10 @@ template <class W, class T>
 FLOWGRAD_SIMD_CLONES void transform_output(const Dims& d, const Layout& L, Chunk ch, const T* mm,
                                            const T* bias, T* y) {
   constexpr int M = W::m, A = W::alpha;
-  const std::size_t T_ = ch.tiles(L), half = L.half, n_max = L.rows_per_chunk * half;
-  T* phases = kernels::scratch<T, kPhases>(M * M * n_max);  // output phase (r, s): rows m ty + r, columns m tx + s
+  const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.output_phase_size();
+  T* phases = kernels::scratch<T, kPhases>(M * M * stride);  // output phase (r, s): rows m ty + r, columns m tx + s
+  const std::size_t PR = L.padded_row();
+  T* merged = kernels::scratch<T, kRow>(L.padded_size());
   for (std::size_t o = 0; o < d.o; ++o) {
     const T b = bias ? bias[o] : T(0);
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
@@ -354,23 +483,19 @@ FLOWGRAD_SIMD_CLONES void transform_output(const Dims& d, const Layout& L, Chunk
         T mt[A][A], yt[M][M];
 #pragma GCC unroll 64
         for (int xi = 0; xi < A * A; ++xi) mt[xi / A][xi % A] = in[xi][t];
-        sandwich<false>(W::AT, mt, yt);  // A^T M A
+        sandwich<false, W::AT>(mt, yt);  // A^T M A
 #pragma GCC unroll 64
-        for (int k = 0; k < M * M; ++k) phases[k * n_max + t] = yt[k / M][k % M] + b;
+        for (int k = 0; k < M * M; ++k) phases[k * stride + t] = yt[k / M][k % M] + b;
       }
       T* plane = y + (s.image * d.o + o) * d.h * d.w;
-      for (std::size_t r = 0; r < s.rows; ++r)
-        for (std::size_t p = 0; p < M; ++p) {
-          const std::size_t oh = M * (s.ty0 + r) + p;
-          if (oh >= d.h) continue;
-          T* out = plane + oh * d.w;
-          for (std::size_t q = 0; q < M && q < d.w; ++q) {
-            const T* src = phases + (p * M + q) * n_max + r * half;
-            const std::size_t cnt = (d.w - q + M - 1) / M;
-            FLOWGRAD_IVDEP
-            for (std::size_t tx = 0; tx < cnt; ++tx) out[M * tx + q] = src[tx];
-          }
-        }
+      const std::size_t out_rows = std::min(d.h - M * s.ty0, M * s.rows);
+      for (std::size_t i = 0; i < out_rows; ++i) {  // image row m ty0 + i
+        const T* in[M];
+        for (int q = 0; q < M; ++q) in[q] = phases + ((i % M) * M + q) * stride + (i / M) * half;
+        merge_row<M>(in, L.tiles_w, merged + i * PR);
+      }
+      for (std::size_t i = 0; i < out_rows; ++i)
+        copy_row(merged + i * PR, d.w, plane + (M * s.ty0 + i) * d.w);
     }
   }
 }
@@ -382,26 +507,27 @@ template <class W, class T>
 FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk ch, const T* gy,
                                          T* dm, T* bias_grad) {
   constexpr int M = W::m, A = W::alpha;
-  const std::size_t T_ = ch.tiles(L), half = L.half, n_max = L.rows_per_chunk * half;
-  T* phases = kernels::scratch<T, kPhases>(M * M * n_max);
+  const std::size_t T_ = ch.tiles(L), half = L.half, stride = L.output_phase_size();
+  T* phases = kernels::scratch<T, kPhases>(M * M * stride);
+  const std::size_t PR = L.padded_row();
+  T* padded = kernels::scratch<T, kRow>(L.padded_size());
+  std::fill(padded, padded + L.padded_size(), T(0));  // only columns [0, w) are written below
   for (std::size_t o = 0; o < d.o; ++o) {
     FLOWGRAD_FOR_EACH_SEGMENT(s, L, ch) {
       const std::size_t n = s.rows * half;
       const std::size_t row_lo = M * s.ty0, row_hi = std::min(d.h, M * (s.ty0 + s.rows));
       const T* plane = gy + (s.image * d.o + o) * d.h * d.w;
       if (o + 1 < d.o) prefetch(plane + (d.h + row_lo) * d.w, (row_hi - row_lo) * d.w);
-      for (std::size_t r = 0; r < s.rows; ++r)
-        for (std::size_t p = 0; p < M; ++p) {
-          const std::size_t oh = M * (s.ty0 + r) + p;
-          const T* row = plane + oh * d.w;
-          for (std::size_t q = 0; q < M; ++q) {
-            T* dst = phases + (p * M + q) * n_max + r * half;
-            const std::size_t cnt = oh < d.h && q < d.w ? (d.w - q + M - 1) / M : 0;
-            FLOWGRAD_IVDEP
-            for (std::size_t tx = 0; tx < cnt; ++tx) dst[tx] = row[M * tx + q];
-            for (std::size_t tx = cnt; tx < half; ++tx) dst[tx] = T(0);
-          }
-        }
+      for (std::size_t i = 0; i < M * s.rows; ++i) {  // image row m ty0 + i
+        const std::size_t oh = M * s.ty0 + i;
+        if (oh < d.h) copy_row(plane + oh * d.w, d.w, padded + i * PR);
+        else std::fill(padded + i * PR, padded + i * PR + d.w, T(0));
+      }
+      for (std::size_t i = 0; i < M * s.rows; ++i) {
+        T* out[M];
+        for (int q = 0; q < M; ++q) out[q] = phases + ((i % M) * M + q) * stride + (i / M) * half;
+        split_row<M>(padded + i * PR, half, out);
+      }
       if (bias_grad) bias_grad[o] += kernels::sum_of(plane + row_lo * d.w, (row_hi - row_lo) * d.w);
       T* out[A * A];
       position_rows(dm, d.o, o, T_, s.offset, out);
@@ -409,8 +535,8 @@ FLOWGRAD_SIMD_CLONES void output_grad_to(const Dims& d, const Layout& L, Chunk c
       for (std::size_t t = 0; t < n; ++t) {
         T g[M][M], dmt[A][A];
 #pragma GCC unroll 64
-        for (int k = 0; k < M * M; ++k) g[k / M][k % M] = phases[k * n_max + t];
-        sandwich<true>(W::AT, g, dmt);  // A dY A^T
+        for (int k = 0; k < M * M; ++k) g[k / M][k % M] = phases[k * stride + t];
+        sandwich<true, W::AT>(g, dmt);  // A dY A^T
 #pragma GCC unroll 64
         for (int xi = 0; xi < A * A; ++xi) out[xi][t] = dmt[xi / A][xi % A];
       }
