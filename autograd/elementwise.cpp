@@ -42,9 +42,11 @@ xt::xarray<T> reduced(xt::xarray<T>& g, const Shape& in, bool last_use) {
 // the gradient's shape (no temporary of the full size), else through a broadcast copy.
 // g[i] = f(g[i], x[i]) in place, and g itself becomes the input's gradient: the engine
 // drops g after the closure anyway, so its buffer is reused instead of allocating another.
+using kernels::kGrainLibm;
+
 template <class T, class F>
-xt::xarray<T> into_grad(xt::xarray<T>& g, const xt::xarray<T>& x, F f) {
-  kernels::update(g, x, f);
+xt::xarray<T> into_grad(xt::xarray<T>& g, const xt::xarray<T>& x, F f, std::size_t grain = kernels::kGrain) {
+  kernels::update(g, x, f, grain);
   return std::move(g);
 }
 
@@ -164,7 +166,7 @@ Tensor<T> neg(const Tensor<T>& a) {
 
 template <class T>
 Tensor<T> exp(const Tensor<T>& a) {
-  return record<T>("exp", kernels::map(a.value(), [](T v) { return std::exp(v); }), {a},
+  return record<T>("exp", kernels::map(a.value(), [](T v) { return std::exp(v); }, kGrainLibm), {a},
                    [da = sink(a)](auto& g, const auto& y) {
     da.accumulate_grad(into_grad(g, y, std::multiplies<T>()));
   });
@@ -172,7 +174,7 @@ Tensor<T> exp(const Tensor<T>& a) {
 
 template <class T>
 Tensor<T> log(const Tensor<T>& a) {
-  return record<T>("log", kernels::map(a.value(), [](T v) { return std::log(v); }), {a},
+  return record<T>("log", kernels::map(a.value(), [](T v) { return std::log(v); }, kGrainLibm), {a},
                    [a](auto& g, const auto&) {
     a.accumulate_grad(into_grad(g, a.value(), std::divides<T>()));
   }, OutputUse::Unread);
@@ -188,9 +190,10 @@ Tensor<T> sqrt(const Tensor<T>& a) {
 
 template <class T>
 Tensor<T> pow(const Tensor<T>& a, ScalarArg<T> p) {
-  return record<T>("pow", kernels::map(a.value(), [p](T v) { return std::pow(v, p); }), {a},
+  return record<T>("pow", kernels::map(a.value(), [p](T v) { return std::pow(v, p); }, kGrainLibm), {a},
                    [a, p](auto& g, const auto&) {
-    a.accumulate_grad(into_grad(g, a.value(), [p](T gv, T v) { return gv * p * std::pow(v, p - T(1)); }));
+    a.accumulate_grad(into_grad(g, a.value(), [p](T gv, T v) { return gv * p * std::pow(v, p - T(1)); },
+                                kGrainLibm));
   }, OutputUse::Unread);
 }
 
@@ -206,7 +209,7 @@ Tensor<T> abs(const Tensor<T>& a) {
 
 template <class T>
 Tensor<T> tanh(const Tensor<T>& a) {
-  return record<T>("tanh", kernels::map(a.value(), [](T v) { return std::tanh(v); }), {a},
+  return record<T>("tanh", kernels::map(a.value(), [](T v) { return std::tanh(v); }, kGrainLibm), {a},
                    [da = sink(a)](auto& g, const auto& y) {
     da.accumulate_grad(into_grad(g, y, [](T gv, T yv) { return gv * (T(1) - yv * yv); }));
   });
@@ -214,7 +217,8 @@ Tensor<T> tanh(const Tensor<T>& a) {
 
 template <class T>
 Tensor<T> sigmoid(const Tensor<T>& a) {
-  return record<T>("sigmoid", kernels::map(a.value(), [](T v) { return T(1) / (T(1) + std::exp(-v)); }), {a},
+  return record<T>("sigmoid",
+                   kernels::map(a.value(), [](T v) { return T(1) / (T(1) + std::exp(-v)); }, kGrainLibm), {a},
                    [da = sink(a)](auto& g, const auto& y) {
     da.accumulate_grad(into_grad(g, y, [](T gv, T yv) { return gv * yv * (T(1) - yv); }));
   });
@@ -225,9 +229,10 @@ template <class T>
 Tensor<T> softplus(const Tensor<T>& a) {
   return record<T>("softplus", kernels::map(a.value(), [](T v) {
                      return std::max(v, T(0)) + std::log1p(std::exp(-std::abs(v)));
-                   }), {a},
+                   }, kGrainLibm), {a},
                    [a](auto& g, const auto&) {  // sigmoid(x)
-    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(-v)); }));
+    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(-v)); },
+                                kGrainLibm));
   }, OutputUse::Unread);
 }
 
@@ -235,9 +240,10 @@ template <class T>
 Tensor<T> log_sigmoid(const Tensor<T>& a) {
   return record<T>("log_sigmoid", kernels::map(a.value(), [](T v) {
                      return std::min(v, T(0)) - std::log1p(std::exp(-std::abs(v)));
-                   }), {a},
+                   }, kGrainLibm), {a},
                    [a](auto& g, const auto&) {  // sigmoid(-x)
-    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(v)); }));
+    a.accumulate_grad(into_grad(g, a.value(), [](T gv, T v) { return gv / (T(1) + std::exp(v)); },
+                                kGrainLibm));
   }, OutputUse::Unread);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -17,6 +18,29 @@ namespace flowgrad {
 namespace {
 
 thread_local bool t_in_parallel = false;
+
+// Before it sleeps, a thread watches for what it waits on a short while: in a training
+// step the next job usually comes within microseconds, and waking a sleeping thread costs
+// tens of them (more in a VM, where an idle vCPU is halted). libgomp spins likewise.
+constexpr auto kSpin = std::chrono::microseconds(1000);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+template <class Ready>
+bool spin_until(Ready ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+  } while (std::chrono::steady_clock::now() < until);
+  return ready();
+}
 
 // Workers sleep on a condition variable between jobs; the caller works too, so n threads
 // means n - 1 workers. Indices are handed out one at a time from an atomic counter:
@@ -66,6 +90,7 @@ class Pool {
     }
     wake_.notify_all();
     work(*job);
+    spin_until([&] { return job->finished.load() == job->count; });
     std::exception_ptr error;
     {
       std::unique_lock<std::mutex> lock(m_);
@@ -113,9 +138,11 @@ class Pool {
     std::size_t seen = 0;
     for (;;) {
       std::shared_ptr<Job> job;
+      const auto woken = [&] { return stop_.load() || generation_.load() != seen; };
+      spin_until(woken);
       {
         std::unique_lock<std::mutex> lock(m_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        wake_.wait(lock, woken);
         if (stop_) return;
         seen = generation_;
         job = job_;
@@ -153,8 +180,8 @@ class Pool {
   std::mutex m_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  std::size_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<std::size_t> generation_{0};  // written under m_, read by spinning workers
+  std::atomic<bool> stop_{false};
   std::shared_ptr<Job> job_;  // the running job, null between jobs
 };
 
