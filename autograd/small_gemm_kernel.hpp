@@ -73,6 +73,17 @@ inline void rows(int m, int k, const float* a, long a_row, long a_col, const flo
   }
 }
 
+// The last panel, 1 to NV vectors wide: `vectors` picks its compile-time width.
+template <class V, int MR, int NV>
+void last_panel(int vectors, int m, int k, const float* a, long a_row, long a_col, const float* b,
+                int ldb, float* c, int ldc, int last, bool accumulate) {
+  if constexpr (NV > 1) {
+    if (vectors < NV)
+      return last_panel<V, MR, NV - 1>(vectors, m, k, a, a_row, a_col, b, ldb, c, ldc, last, accumulate);
+  }
+  rows<V, MR, NV>(m, k, a, a_row, a_col, b, ldb, c, ldc, last, accumulate);
+}
+
 // Columns in panels of NV vectors (a panel of B, k x NV * width, stays in L1 while every
 // row block passes over it), then the last, narrower panel.
 template <class V, int MR, int NV>
@@ -85,11 +96,7 @@ void multiply_with(int m, int n, int k, const float* a, long a_row, long a_col, 
   const int left = n - j;
   if (left <= 0) return;
   const int vectors = (left + V::width - 1) / V::width, last = left - (vectors - 1) * V::width;
-  if constexpr (NV >= 3) {
-    if (vectors == 3) return rows<V, MR, 3>(m, k, a, a_row, a_col, b + j, ldb, c + j, ldc, last, accumulate);
-  }
-  if (vectors == 2) return rows<V, MR, 2>(m, k, a, a_row, a_col, b + j, ldb, c + j, ldc, last, accumulate);
-  rows<V, MR, 1>(m, k, a, a_row, a_col, b + j, ldb, c + j, ldc, last, accumulate);
+  last_panel<V, MR, NV>(vectors, m, k, a, a_row, a_col, b + j, ldb, c + j, ldc, last, accumulate);
 }
 
 }  // namespace

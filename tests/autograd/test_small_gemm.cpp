@@ -1,6 +1,7 @@
-// Our own kernel for Winograd's products (autograd/small_gemm.hpp), on every instruction
-// set this CPU has, against a float64 loop: edge blocks of rows and columns, k = 0, A
-// stored either way, accumulating or not, and C's padding (ldc > n) left untouched.
+// Our own kernel for Winograd's and Linear's products (autograd/small_gemm.hpp), on every
+// instruction set this CPU has, against a float64 loop: short and long products, edge
+// blocks of rows and columns, k = 0, A stored either way, accumulating or not, and C's
+// padding (ldc > n) left untouched.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -20,42 +21,50 @@ TEST_CASE("small_gemm: every instruction set equals the float64 product on edge 
   for (const char* isa : {"avx512", "avx2", "blas"}) {
     if (!small_gemm::set_isa(isa)) continue;
     ++isas_run;
-    for (int m : {1, 5, 8, 13, 64})
-      for (int n : {1, 7, 16, 17, 33, 48, 112})
-        for (int k : {0, 1, 9, 64})
-          for (bool transposed : {false, true})
-            for (bool accumulate : {false, true}) {
-              CAPTURE(isa);
-              CAPTURE(m);
-              CAPTURE(n);
-              CAPTURE(k);
-              CAPTURE(transposed);
-              CAPTURE(accumulate);
-              const int ldb = n + 3, ldc = n + 5;
-              std::vector<float> a(std::size_t(m) * k + 1), b(std::size_t(k) * ldb + 1),
-                  c(std::size_t(m) * ldc);
-              for (float& v : a) v = uniform(rng);
-              for (float& v : b) v = uniform(rng);
-              for (float& v : c) v = uniform(rng);
-              const std::vector<float> c0 = c;
-              const long a_row = transposed ? 1 : k, a_col = transposed ? m : 1;
-              small_gemm::multiply(m, n, k, a.data(), a_row, a_col, b.data(), ldb, c.data(), ldc,
-                                   accumulate);
-              double worst = 0;
-              for (int i = 0; i < m; ++i)
-                for (int j = 0; j < ldc; ++j) {
-                  const std::size_t at = std::size_t(i) * ldc + j;
-                  if (j >= n) {
-                    REQUIRE(c[at] == c0[at]);  // padding: never written
-                    continue;
+    // Short products (Winograd's, 8 x 32 blocks on AVX-512), then long ones (k or m >= 256,
+    // 6 x 64 blocks), with last panels of every width up to 4 vectors.
+    struct Shapes {
+      std::vector<int> ms, ns, ks;
+    };
+    const Shapes shapes[] = {{{1, 5, 8, 13, 64}, {1, 7, 16, 17, 33, 48, 112}, {0, 1, 9, 64}},
+                             {{5, 260}, {1, 17, 40, 50, 64, 65, 129}, {3, 260}}};
+    for (const Shapes& sh : shapes)
+      for (int m : sh.ms)
+        for (int n : sh.ns)
+          for (int k : sh.ks)
+            for (bool transposed : {false, true})
+              for (bool accumulate : {false, true}) {
+                CAPTURE(isa);
+                CAPTURE(m);
+                CAPTURE(n);
+                CAPTURE(k);
+                CAPTURE(transposed);
+                CAPTURE(accumulate);
+                const int ldb = n + 3, ldc = n + 5;
+                std::vector<float> a(std::size_t(m) * k + 1), b(std::size_t(k) * ldb + 1),
+                    c(std::size_t(m) * ldc);
+                for (float& v : a) v = uniform(rng);
+                for (float& v : b) v = uniform(rng);
+                for (float& v : c) v = uniform(rng);
+                const std::vector<float> c0 = c;
+                const long a_row = transposed ? 1 : k, a_col = transposed ? m : 1;
+                small_gemm::multiply(m, n, k, a.data(), a_row, a_col, b.data(), ldb, c.data(), ldc,
+                                     accumulate);
+                double worst = 0;
+                for (int i = 0; i < m; ++i)
+                  for (int j = 0; j < ldc; ++j) {
+                    const std::size_t at = std::size_t(i) * ldc + j;
+                    if (j >= n) {
+                      REQUIRE(c[at] == c0[at]);  // padding: never written
+                      continue;
+                    }
+                    double want = accumulate ? c0[at] : 0;
+                    for (int p = 0; p < k; ++p)
+                      want += double(a[i * a_row + p * a_col]) * b[std::size_t(p) * ldb + j];
+                    worst = std::max(worst, std::fabs(c[at] - want));
                   }
-                  double want = accumulate ? c0[at] : 0;
-                  for (int p = 0; p < k; ++p)
-                    want += double(a[i * a_row + p * a_col]) * b[std::size_t(p) * ldb + j];
-                  worst = std::max(worst, std::fabs(c[at] - want));
-                }
-              CHECK(worst <= 1e-5 * (k + 1));
-            }
+                CHECK(worst <= 1e-5 * (k + 1));
+              }
   }
   CHECK(isas_run >= 1);
   REQUIRE(small_gemm::set_isa(saved.c_str()));
