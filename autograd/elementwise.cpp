@@ -38,14 +38,15 @@ xt::xarray<T> reduced(xt::xarray<T>& g, const Shape& in, bool last_use) {
   return last_use ? std::move(g) : xt::xarray<T>(g);
 }
 
+using kernels::kGrainLibm;
+
 // d/d(input) of f(g, other) summed down to the input's shape: fused when `other` has
 // the gradient's shape (no temporary of the full size), else through a broadcast copy.
 // g[i] = f(g[i], x[i]) in place, and g itself becomes the input's gradient: the engine
 // drops g after the closure anyway, so its buffer is reused instead of allocating another.
-using kernels::kGrainLibm;
-
 template <class T, class F>
-xt::xarray<T> into_grad(xt::xarray<T>& g, const xt::xarray<T>& x, F f, std::size_t grain = kernels::kGrain) {
+xt::xarray<T> into_grad(xt::xarray<T>& g, const xt::xarray<T>& x, F f,
+                        std::size_t grain = kernels::kGrain) {
   kernels::update(g, x, f, grain);
   return std::move(g);
 }

@@ -31,15 +31,14 @@ inline void cpu_relax() {
 }
 
 template <class Ready>
-bool spin_until(Ready ready) {
+void spin_until(Ready ready) {
   const auto until = std::chrono::steady_clock::now() + kSpin;
   do {
     for (int i = 0; i < 64; ++i) {
-      if (ready()) return true;
+      if (ready()) return;
       cpu_relax();
     }
   } while (std::chrono::steady_clock::now() < until);
-  return ready();
 }
 
 // Workers sleep on a condition variable between jobs; the caller works too, so n threads

@@ -27,8 +27,10 @@ void multiply_avx512(int m, int n, int k, const float* a, long a_row, long a_col
                      int ldb, float* c, int ldc, bool accumulate) {
   // Zen 4, fma_peak: NICE's 1000 x 64 x 1000 108 -> 115 GFLOP/s (peak 117) on 6 x 64, but
   // Winograd's 64 x 112 x 64 105 -> 97 (a block's sums cost more against k = 64).
-  if (k >= 256 || m >= 256) return multiply_with<Avx512, 6, 4>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
-  multiply_with<Avx512, 8, 2>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+  if (k >= 256 || m >= 256)
+    multiply_with<Avx512, 6, 4>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+  else
+    multiply_with<Avx512, 8, 2>(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
 }
 
 }  // namespace flowgrad::small_gemm
