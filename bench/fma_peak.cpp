@@ -123,6 +123,7 @@ int main() {
       small("Winograd weight grad, 16 tiles", false, 64, 64, 16);
       small("NICE linear forward, as W x^T", false, 1000, 64, 1000);
       small("NICE linear input grad (g W)", false, 64, 1000, 1000);
+      small("NICE linear input grad, as W^T g^T", true, 1000, 64, 1000);
       small("NICE linear weight grad (g^T x)", true, 1000, 1000, 64);
     }
   sgemm("square 1024", false, false, 1024, 1024, 1024);
