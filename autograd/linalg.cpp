@@ -50,50 +50,37 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   }, OutputUse::Unread);
 }
 
-// Linear's three products. float runs on small_gemm, with the products transposed where
-// that lets it read W as it is stored; NICE's 64 x 1000 x 1000 step runs ~20% faster so
-// than on OpenBLAS (Zen 4, Cooperlake core). double, for gradchecks, runs on BLAS.
+// Linear's three products, transposed where that lets small_gemm read W as it is stored;
+// NICE's 64 x 1000 x 1000 step runs ~20% faster so than on OpenBLAS (Zen 4, Cooperlake
+// core). double, for gradchecks, runs on BLAS inside small_gemm.
 namespace {
 
 // y = x W^T + b, as y^T = W x^T: W is A as stored (x W^T would need W^T as B, a copy of
 // the weight's size); x and y, the batch's size, are transposed instead.
 template <class T>
 void linear_value(int N, int in, int out, const T* x, const T* w, const T* b, T* y) {
-  if constexpr (std::is_same_v<T, float>) {
-    std::vector<float> xt(std::size_t(N) * in), yt(std::size_t(out) * N, 0.f);
-    small_gemm::transpose(N, in, x, in, xt.data(), N);
-    if (b)
-      for (int o = 0; o < out; ++o) std::fill_n(yt.data() + std::size_t(o) * N, N, b[o]);
-    small_gemm::multiply_parallel(out, N, in, w, in, 1, xt.data(), N, yt.data(), N, true);
-    small_gemm::transpose(out, N, yt.data(), N, y, out);
-  } else {
-    if (b)
-      for (int r = 0; r < N; ++r) std::copy(b, b + out, y + std::size_t(r) * out);
-    blas::gemm<T>(false, true, N, out, in, T(1), x, in, w, in, b ? T(1) : T(0), y, out);
-  }
+  std::vector<T> xt(std::size_t(N) * in), yt(std::size_t(out) * N, T(0));
+  small_gemm::transpose(N, in, x, in, xt.data(), N);
+  if (b)
+    for (int o = 0; o < out; ++o) std::fill_n(yt.data() + std::size_t(o) * N, N, b[o]);
+  small_gemm::multiply_parallel(out, N, in, w, in, 1, xt.data(), N, yt.data(), N, true);
+  small_gemm::transpose(out, N, yt.data(), N, y, out);
 }
 
 // dx = G W, as dx^T = W^T G^T: W^T is W with its strides swapped, where BLAS packs a copy
 // of W for G W.
 template <class T>
 void linear_input_grad(int N, int in, int out, const T* g, const T* w, T* dx) {
-  if constexpr (std::is_same_v<T, float>) {
-    std::vector<float> gt(std::size_t(out) * N), dxt(std::size_t(in) * N);
-    small_gemm::transpose(N, out, g, out, gt.data(), N);
-    small_gemm::multiply_parallel(in, N, out, w, 1, in, gt.data(), N, dxt.data(), N, false);
-    small_gemm::transpose(in, N, dxt.data(), N, dx, in);
-  } else {
-    blas::gemm<T>(false, false, N, in, out, T(1), g, out, w, in, T(0), dx, in);
-  }
+  std::vector<T> gt(std::size_t(out) * N), dxt(std::size_t(in) * N);
+  small_gemm::transpose(N, out, g, out, gt.data(), N);
+  small_gemm::multiply_parallel(in, N, out, w, 1, in, gt.data(), N, dxt.data(), N, false);
+  small_gemm::transpose(in, N, dxt.data(), N, dx, in);
 }
 
 // dW = G^T x, written once (BLAS zeroes C before it accumulates, with beta = 0).
 template <class T>
 void linear_weight_grad(int N, int in, int out, const T* g, const T* x, T* dw) {
-  if constexpr (std::is_same_v<T, float>)
-    small_gemm::multiply_parallel(out, in, N, g, 1, out, x, in, dw, in, false);
-  else
-    blas::gemm<T>(true, false, out, in, N, T(1), g, out, x, in, T(0), dw, in);
+  small_gemm::multiply_parallel(out, in, N, g, 1, out, x, in, dw, in, false);
 }
 
 }  // namespace

@@ -98,6 +98,11 @@ void multiply_parallel(int m, int n, int k, const float* a, long a_row, long a_c
   });
 }
 
+void multiply_parallel(int m, int n, int k, const double* a, long a_row, long a_col,
+                       const double* b, int ldb, double* c, int ldc, bool accumulate) {
+  multiply(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+}
+
 template <class T>
 void transpose_loop(int rows, int cols, const T* src, long ld_src, T* dst, long ld_dst) {
   for (int i = 0; i < rows; ++i)

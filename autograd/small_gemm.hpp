@@ -17,9 +17,11 @@ void multiply(int m, int n, int k, const double* a, long a_row, long a_col, cons
 
 // multiply, with C's rows (or, when C is wider than tall, its columns) split over the
 // threads of parallel_for; on the calling thread alone when nested or small. For the large
-// products of Linear layers.
+// products of Linear layers. double is multiply, on BLAS (which has its own threads).
 void multiply_parallel(int m, int n, int k, const float* a, long a_row, long a_col, const float* b,
                        int ldb, float* c, int ldc, bool accumulate);
+void multiply_parallel(int m, int n, int k, const double* a, long a_row, long a_col,
+                       const double* b, int ldb, double* c, int ldc, bool accumulate);
 
 // C (m x n) += A B^T, A (m x k) and B (n x k) row-major with row strides lda and ldb. For
 // float, B is first transposed into a per-thread buffer (n k copies against the product's

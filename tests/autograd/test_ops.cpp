@@ -30,9 +30,9 @@ TEST_CASE("binary ops with broadcasting") {
 
 // float's linear and its gradients run on small_gemm (y^T = W x^T, dx^T = W^T g^T,
 // dW = g^T x, split over the threads when large), double's on BLAS: the float result and
-// gradients equal the
-// float64 ones to float32 rounding: |error| / (1 + |value|) below 1e-7 (about float32's
-// epsilon) times the length of the longest sum, on 1 and 2 threads, with and without bias.
+// gradients equal the float64 ones to float32 rounding, |error| / (1 + |value|) below 1e-7
+// (about float32's epsilon) times the length of the longest sum, on 1 and 2 threads, with
+// and without bias.
 TEST_CASE("linear in float32 equals float64, on 1 and 2 threads") {
   const int saved = num_threads();
   struct Dims { std::size_t n, in, out; };
