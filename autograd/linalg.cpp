@@ -6,7 +6,6 @@
 #include "autograd/small_gemm.hpp"
 
 #include <algorithm>
-#include <type_traits>
 #include <vector>
 
 namespace flowgrad {
